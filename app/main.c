@@ -153,6 +153,8 @@ main(int argc, char **argv)
            m.config->demo ? " (demo)" : "");
 
     app = gtk_application_new("org.keydesk.Keydesk", G_APPLICATION_NON_UNIQUE);
+    /* A kiosk has no desktop session to log out of: skip the session-manager round trips. */
+    g_object_set(app, "register-session", FALSE, NULL);
     g_signal_connect(app, "activate", G_CALLBACK(activate), &m);
     g_unix_signal_add(SIGTERM, on_stop_signal, app);
     g_unix_signal_add(SIGINT, on_stop_signal, app);

@@ -72,7 +72,7 @@ kd_page_finalize(GObject *object)
 }
 
 static gboolean
-kd_page_real_available(KdPage *page, const KdConfig *config)
+kd_page_real_available(KdPageClass *klass, const KdConfig *config)
 {
     return TRUE;
 }
@@ -199,9 +199,16 @@ kd_page_set_has_continue(KdPage *page, gboolean has_continue)
 }
 
 gboolean
-kd_page_available(KdPage *page, const KdConfig *config)
+kd_page_type_available(GType page_type, const KdConfig *config)
 {
-    return KD_PAGE_GET_CLASS(page)->available(page, config);
+    KdPageClass *klass;
+    gboolean available;
+
+    g_return_val_if_fail(g_type_is_a(page_type, KD_TYPE_PAGE), FALSE);
+    klass = g_type_class_ref(page_type);
+    available = klass->available(klass, config);
+    g_type_class_unref(klass);
+    return available;
 }
 
 void

@@ -16,8 +16,9 @@ G_DECLARE_DERIVABLE_TYPE(KdPage, kd_page, KD, PAGE, GtkBin)
 struct _KdPageClass {
     GtkBinClass parent_class;
 
-    /* Whether the page appears at all with this configuration (a page may decline). */
-    gboolean (*available)(KdPage *page, const KdConfig *config);
+    /* Whether the page appears at all with this configuration (a page may decline). Asked of
+     * the class, so that a page is only ever built when it is about to be shown. */
+    gboolean (*available)(KdPageClass *klass, const KdConfig *config);
     /* The page became the visible one. */
     void (*shown)(KdPage *page);
     /* The UI language changed: re-set any text the page computed itself. */
@@ -47,7 +48,7 @@ void kd_page_set_has_continue(KdPage *page, gboolean has_continue);
 
 /* Called by the window. */
 void kd_page_set_window(KdPage *page, KdWindow *window);
-gboolean kd_page_available(KdPage *page, const KdConfig *config);
+gboolean kd_page_type_available(GType page_type, const KdConfig *config);
 void kd_page_shown(KdPage *page);
 void kd_page_locale_changed(KdPage *page);
 typedef void (*KdPageApplyDone)(KdPage *page, const GError *error, gpointer user_data);

@@ -19,5 +19,4 @@ kd_ui_init(void)
     /* Above the theme, below a gtk.css that whoever deploys the desk may add. */
     gtk_style_context_add_provider_for_screen(gdk_screen_get_default(), GTK_STYLE_PROVIDER(css),
                                               GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
-    g_object_set(gtk_settings_get_default(), "gtk-application-prefer-dark-theme", FALSE, NULL);
 }

@@ -49,6 +49,7 @@ G_DEFINE_FINAL_TYPE(KdWindow, kd_window, GTK_TYPE_APPLICATION_WINDOW)
 static KdWindow *event_hook_window;
 
 static void update_footer(KdWindow *self);
+static void page_state_changed(KdPage *page, GParamSpec *pspec, KdWindow *self);
 static void idle_reschedule(KdWindow *self);
 
 static KdPage *
@@ -63,6 +64,39 @@ find_page(KdWindow *self, const char *id)
 {
     GtkWidget *child = gtk_stack_get_child_by_name(self->stack, id);
     return child != NULL ? KD_PAGE(child) : NULL;
+}
+
+static gboolean
+page_available(KdWindow *self, const char *id)
+{
+    const KdPageEntry *entry = kd_page_table_find_page(self->table, id);
+
+    return entry != NULL && kd_page_type_available(entry->get_type(), self->config);
+}
+
+/* Pages are built the first time they are shown: a kiosk that starts fast builds and measures
+ * only the welcome page (bench/startup). */
+static KdPage *
+ensure_page(KdWindow *self, const char *id)
+{
+    const KdPageEntry *entry;
+    KdPage *page = find_page(self, id);
+
+    if (page != NULL)
+        return page;
+    if (!page_available(self, id)) {
+        g_warning("page %s is not available with this configuration", id);
+        return NULL;
+    }
+    entry = kd_page_table_find_page(self->table, id);
+    page = g_object_new(entry->get_type(), NULL);
+    kd_page_set_window(page, self);
+    g_signal_connect(page, "notify::complete", G_CALLBACK(page_state_changed), self);
+    g_signal_connect(page, "notify::has-continue", G_CALLBACK(page_state_changed), self);
+    g_signal_connect(page, "notify::applying", G_CALLBACK(page_state_changed), self);
+    gtk_widget_show(GTK_WIDGET(page));
+    gtk_stack_add_named(self->stack, GTK_WIDGET(page), entry->id);
+    return page;
 }
 
 const char *
@@ -190,7 +224,7 @@ static void
 show_page(KdWindow *self, const char *id, gboolean push)
 {
     const char *current = kd_window_get_current_page(self);
-    KdPage *page = find_page(self, id);
+    KdPage *page = ensure_page(self, id);
 
     g_return_if_fail(page != NULL);
     if (push && current != NULL && g_strcmp0(current, id) != 0)
@@ -255,7 +289,7 @@ flow_is_offered(KdWindow *self, const KdFlowEntry *flow)
     if ((self->config->flows & flow->flow) == 0)
         return FALSE;
     /* A flow whose first page declined to appear (say, it needs operator mode) is not offered. */
-    return flow->pages[0] != NULL && find_page(self, flow->pages[0]) != NULL;
+    return flow->pages[0] != NULL && page_available(self, flow->pages[0]);
 }
 
 GArray *
@@ -278,7 +312,7 @@ next_flow_page(KdWindow *self, const char *after)
     gboolean seen = after == NULL;
 
     for (const char *const *p = self->flow->pages; *p != NULL; p++) {
-        if (seen && find_page(self, *p) != NULL)
+        if (seen && page_available(self, *p))
             return *p;
         if (after != NULL && g_str_equal(*p, after))
             seen = TRUE;
@@ -474,29 +508,6 @@ enter_kiosk_mode(KdWindow *self)
 }
 
 static void
-create_pages(KdWindow *self)
-{
-    for (gsize i = 0; i < self->table->n_pages; i++) {
-        const KdPageEntry *entry = &self->table->pages[i];
-        KdPage *page = g_object_new(entry->get_type(), NULL);
-
-        g_object_ref_sink(page);
-        kd_page_set_window(page, self);
-        if (!kd_page_available(page, self->config)) {
-            g_debug("page %s declined to appear", entry->id);
-            g_object_unref(page);
-            continue;
-        }
-        g_signal_connect(page, "notify::complete", G_CALLBACK(page_state_changed), self);
-        g_signal_connect(page, "notify::has-continue", G_CALLBACK(page_state_changed), self);
-        g_signal_connect(page, "notify::applying", G_CALLBACK(page_state_changed), self);
-        gtk_widget_show(GTK_WIDGET(page));
-        gtk_stack_add_named(self->stack, GTK_WIDGET(page), entry->id);
-        g_object_unref(page);
-    }
-}
-
-static void
 kd_window_dispose(GObject *object)
 {
     KdWindow *self = KD_WINDOW(object);
@@ -582,9 +593,6 @@ kd_window_new(GtkApplication *app, const KdConfig *config, const KdPageTable *ta
     gtk_label_set_text(self->site_label, config->site != NULL ? config->site : "");
     gtk_widget_set_visible(GTK_WIDGET(self->site_label), config->site != NULL);
     gtk_widget_set_visible(self->demo_badge, config->demo);
-
-    create_pages(self);
-    g_return_val_if_fail(find_page(self, KD_PAGE_WELCOME) != NULL, self);
 
     event_hook_window = self;
     gdk_event_handler_set(event_hook, NULL, NULL);

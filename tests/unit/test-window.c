@@ -107,7 +107,7 @@ struct _TestDecliningPage {
 G_DEFINE_FINAL_TYPE(TestDecliningPage, test_declining_page, KD_TYPE_PAGE)
 
 static gboolean
-declining_available(KdPage *page, const KdConfig *config)
+declining_available(KdPageClass *klass, const KdConfig *config)
 {
     return config->identity_mode == KD_IDENTITY_SELF;
 }
@@ -419,6 +419,28 @@ test_kiosk_window_cannot_be_closed(void **state)
     kd_config_free(&config);
 }
 
+static void
+test_touch_only_hides_pointer(void **state)
+{
+    KdConfig *config = kd_config_new_demo();
+    KdConfig *touch_config = kd_config_new_demo();
+    KdWindow *mouse, *touch;
+
+    touch_config->touch_only = TRUE;
+    mouse = kd_window_new(NULL, config, &test_table, 0);
+    touch = kd_window_new(NULL, touch_config, &test_table, 0);
+    gtk_widget_show(GTK_WIDGET(mouse));
+    gtk_widget_show(GTK_WIDGET(touch));
+    run_for(100);
+    assert_null(gdk_window_get_cursor(gtk_widget_get_window(GTK_WIDGET(mouse))));
+    assert_non_null(gdk_window_get_cursor(gtk_widget_get_window(GTK_WIDGET(touch))));
+    gtk_widget_destroy(GTK_WIDGET(mouse));
+    gtk_widget_destroy(GTK_WIDGET(touch));
+    iterate();
+    kd_config_free(&config);
+    kd_config_free(&touch_config);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -430,6 +452,7 @@ main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_back_navigation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_staff_status_page, setup, teardown),
         cmocka_unit_test(test_kiosk_window_cannot_be_closed),
+        cmocka_unit_test(test_touch_only_hides_pointer),
     };
 
     gtk_init(&argc, &argv);

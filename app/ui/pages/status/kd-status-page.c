@@ -9,6 +9,7 @@
 struct _KdStatusPage {
     KdPage parent_instance;
 
+    GtkScrolledWindow *scroller;
     GtkLabel *version_value;
     GtkLabel *config_value;
     GtkLabel *tenant_value;
@@ -130,6 +131,8 @@ kd_status_page_shown(KdPage *page)
 
     if (cfg == NULL)
         return;
+    /* Staff coming back to this page start reading at the top again. */
+    gtk_adjustment_set_value(gtk_scrolled_window_get_vadjustment(self->scroller), 0);
     credential = describe_credential(cfg);
     network = describe_network(cfg);
     flows = describe_flows(self, cfg);
@@ -175,6 +178,7 @@ kd_status_page_class_init(KdStatusPageClass *klass)
 
     gtk_widget_class_set_template_from_resource(widget_class,
                                                 "/org/keydesk/Keydesk/kd-status-page.ui");
+    gtk_widget_class_bind_template_child(widget_class, KdStatusPage, scroller);
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, version_value);
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, config_value);
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, tenant_value);
