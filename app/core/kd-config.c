@@ -1510,7 +1510,7 @@ kd_config_load(const char *path, GPtrArray *problems)
     cfg = load_text(&c, data->str, data->len);
     if (cfg != NULL) {
         g_free(cfg->source);
-        cfg->source = g_strdup(path);
+        cfg->source = g_strdup(abs);
     }
 out:
     if (fd >= 0)
