@@ -3,6 +3,7 @@ startswith, and/or, lambda any on string collections), $select, $top, and paging
 opaque $skiptoken that clients must follow as given in @odata.nextLink."""
 
 import base64
+import datetime
 import json
 import re
 from urllib.parse import quote
@@ -16,6 +17,7 @@ def bad_filter(message):
 
 _TOKEN = re.compile(r"""\s*(?:
     (?P<str>'(?:[^']|'')*') |
+    (?P<dt>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})) |
     (?P<num>-?\d+(?:\.\d+)?) |
     (?P<op>\(|\)|,|:|/) |
     (?P<word>[A-Za-z_$@][A-Za-z0-9_.$@-]*)
@@ -87,6 +89,8 @@ class Filter:
             return val
         if kind == "num":
             return float(val) if "." in val else int(val)
+        if kind == "dt":                  # unquoted DateTimeOffset: createdDateTime ge 2026-…Z
+            return parse_datetime(val)
         if kind == "word" and val in ("true", "false"):
             return val == "true"
         if kind == "word" and val == "null":
@@ -163,6 +167,23 @@ class Filter:
         if value is None or lit is None:
             return False
         return {"gt": value > lit, "ge": value >= lit, "lt": value < lit, "le": value <= lit}[op]
+
+
+def parse_datetime(text):
+    """An ISO 8601 DateTimeOffset with Z or an offset → an aware datetime; None when @text
+    is not one. Fractional seconds of any length are accepted."""
+    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})",
+                     text or "")
+    if not m:
+        return None
+    base, frac, tz = m.groups()
+    try:
+        dt = datetime.datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
+    except ValueError:
+        return None
+    if frac:
+        dt = dt.replace(microsecond=int((frac + "000000")[:6]))
+    return dt
 
 
 def _ieq(a, b):

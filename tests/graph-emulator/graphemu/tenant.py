@@ -7,6 +7,7 @@ public() strips them. The JSON tenant file format is documented in ../README.md.
 
 import copy
 import json
+import re
 import threading
 
 from .core import GraphError, iso, new_id, not_found
@@ -33,6 +34,7 @@ METHOD_TYPES = {
 COLLECTION_TO_TYPE = {seg: short for short, (seg, _) in METHOD_TYPES.items()}
 ODATA_TO_TYPE = {odata: short for short, (_, odata) in METHOD_TYPES.items()}
 BETA_ONLY_METHODS = {"hardwareOath"}
+EXTENSION_NAME = re.compile(r"extension_[0-9a-f]{32}_[A-Za-z0-9_]+")
 
 
 def public(obj):
@@ -95,7 +97,18 @@ class Tenant:
             self.add_group(g)
         self.policies = self._policies(data.get("policies", {}))
         self.sign_ins = list(data.get("signIns", []))
-        self.extension_properties = set(data.get("extensionProperties", []))
+        # Directory extension properties: "extension_{appIdNoDashes}_{name}", or
+        # {"name": that, "dataType": "DateTime", "targetObjects": ["User"]}.
+        self.extension_properties = set()
+        self.extension_types = {}
+        for e in data.get("extensionProperties", []):
+            name = e if isinstance(e, str) else e["name"]
+            if not EXTENSION_NAME.fullmatch(name):
+                raise ValueError(f"extension property {name!r} is not named "
+                                 "extension_{appIdWithoutDashes}_{name}")
+            self.extension_properties.add(name)
+            self.extension_types[name] = "String" if isinstance(e, str) else \
+                e.get("dataType", "String")
 
     @staticmethod
     def _app(a):
@@ -110,12 +123,14 @@ class Tenant:
 
     def add_user(self, u):
         user = {k: v for k, v in u.items() if k not in ("methods", "directoryRoles", "extensions")}
-        user.setdefault("id", new_id())
+        if "id" not in user:                  # not setdefault: new_id() costs (100k users)
+            user["id"] = new_id()
         user.setdefault("displayName", user["userPrincipalName"].split("@")[0])
         user.setdefault("accountEnabled", True)
         user.setdefault("userType", "Member")
         user.setdefault("mail", None)
-        user.setdefault("createdDateTime", iso())
+        if "createdDateTime" not in user:
+            user["createdDateTime"] = iso()
         user["_roles"] = set(u.get("directoryRoles", []))
         user["_extensions"] = dict(u.get("extensions", {}))
         user["_methods"] = []
@@ -133,10 +148,10 @@ class Tenant:
         short = m.pop("type", None) or ODATA_TO_TYPE.get(m.get("@odata.type"))
         if short not in METHOD_TYPES:
             raise ValueError(f"unknown method type {short!r} for {user['userPrincipalName']}")
-        method = {"@odata.type": METHOD_TYPES[short][1], "id": m.pop("id", new_id())}
+        method = {"@odata.type": METHOD_TYPES[short][1], "id": m.pop("id", None) or new_id()}
         if short == "password":
             method["id"] = "28c10230-6103-485e-b985-444c60001490"  # Graph's fixed password id
-        method["createdDateTime"] = m.pop("createdDateTime", iso())
+        method["createdDateTime"] = m.pop("createdDateTime", None) or iso()
         method["_default"] = bool(m.pop("default", False))
         method["_type"] = short
         method.update(m)
@@ -189,7 +204,9 @@ class Tenant:
         software_oath = {
             "@odata.type": "#microsoft.graph.softwareOathAuthenticationMethodConfiguration",
             "id": "SoftwareOath", "state": "enabled",
-            "includeTargets": [{"targetType": "group", "id": "all_users"}], "excludeTargets": [],
+            "includeTargets": [{"targetType": "group", "id": "all_users",
+                                "isRegistrationRequired": False}],
+            "excludeTargets": [],
         }
         software_oath.update(p.get("softwareOath", {}))
         security_defaults = {

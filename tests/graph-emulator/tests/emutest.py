@@ -153,6 +153,7 @@ class Emulator:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.proc.stdout.close()
         self.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
