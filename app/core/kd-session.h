@@ -3,7 +3,7 @@
 
 #include <glib-object.h>
 
-#include "core/kd-secret.h"
+#include "base/kd-secret.h"
 
 G_BEGIN_DECLS
 

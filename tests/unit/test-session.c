@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "core/kd-secret.h"
+#include "base/kd-secret.h"
 #include "core/kd-session.h"
 
 static gboolean

@@ -1,5 +1,5 @@
 /* kd-secret: fixed-size, unswappable buffers for PINs, passes and tokens, wiped when done. */
-#include "core/kd-secret.h"
+#include "base/kd-secret.h"
 
 #include <string.h>
 #include <sys/mman.h>

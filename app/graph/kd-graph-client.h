@@ -1,0 +1,88 @@
+/* kd-graph-client: the asynchronous, throttle-aware Microsoft Graph client (one per tenant). */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#include "base/kd-secret.h"
+#include "graph/kd-graph-error.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+    KD_GRAPH_ASSERTION_PS256 = 0, /* PS256 + x5t#S256 (the current Entra documentation) */
+    KD_GRAPH_ASSERTION_RS256 = 1, /* RS256 + x5t (SHA-1), as older MSAL does */
+} KdGraphAssertionAlg;
+
+/* Everything the client needs; core/ fills it from KdConfig (graph/ knows nothing of core/). */
+typedef struct {
+    const char *graph_url; /* "https://graph.microsoft.com" (no trailing slash) */
+    const char *login_url; /* "https://login.microsoftonline.com" */
+    const char *tenant;    /* GUID or domain */
+    const char *client_id;
+    const char *certificate_file; /* app credential: certificate + key, or secret, or none */
+    const char *private_key_file;
+    KdSecret *client_secret; /* referenced, not copied; NULL if none */
+    KdGraphAssertionAlg assertion_alg;
+    const char *ca_file;           /* NULL = system CAs */
+    const char *proxy;             /* NULL = environment */
+    const char *const *connect_to; /* see KdHttpOptions */
+    const char *user_agent;        /* NULL = "keydesk/VERSION" */
+} KdGraphOptions;
+
+typedef enum {
+    KD_GRAPH_CALL_INTERACTIVE = 1 << 0, /* a visitor waits: x-ms-throttle-priority: High */
+    KD_GRAPH_CALL_BETA = 1 << 1,        /* /beta instead of /v1.0 */
+    KD_GRAPH_CALL_DELEGATED = 1 << 2,   /* with the signed-in operator's token, not the app's */
+    /* Safe to send again after a network error or lost answer. GET, PUT and DELETE are by
+     * default; a POST or PATCH is only if the operation says so (see kd-graph-ops.h). */
+    KD_GRAPH_CALL_IDEMPOTENT = 1 << 3,
+} KdGraphCallFlags;
+
+#define KD_TYPE_GRAPH_CLIENT (kd_graph_client_get_type())
+G_DECLARE_FINAL_TYPE(KdGraphClient, kd_graph_client, KD, GRAPH_CLIENT, GObject)
+
+/* Checks the options (URLs, credential files readable) and loads the certificate and key.
+ * Nothing is sent yet. */
+KdGraphClient *kd_graph_client_new(const KdGraphOptions *options, GError **error);
+
+/* Per-call budget: total deadline (retries included), default 60 s; max attempts, default 5. */
+void kd_graph_client_set_deadline(KdGraphClient *client, guint seconds);
+void kd_graph_client_set_max_attempts(KdGraphClient *client, guint attempts);
+
+/*
+ * One Graph call. @path is relative to the version ("/users/ada%40contoso.com"; the caller
+ * percent-encodes path segments with kd_graph_escape_segment()), or an absolute URL taken
+ * verbatim from @odata.nextLink. @body may be NULL. Retries 429/503/504 honouring
+ * Retry-After, otherwise exponential backoff with full jitter; retries network errors only
+ * for idempotent calls; on 401 drops the token and retries once. The callback runs on the
+ * client's main context. The result is the parsed JSON body, or NULL for 204.
+ */
+void kd_graph_client_call_async(KdGraphClient *client, const char *method, const char *path,
+                                JsonNode *body, KdGraphCallFlags flags, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+JsonNode *kd_graph_client_call_finish(KdGraphClient *client, GAsyncResult *result, GError **error);
+
+/*
+ * A collection, page by page: @page is called with each page's "value" array (owned by the
+ * client; copy what you keep) and returns FALSE to stop early. Follows @odata.nextLink
+ * exactly as given. Memory stays bounded by one page.
+ */
+typedef gboolean (*KdGraphPageFunc)(JsonArray *page, gpointer user_data);
+void kd_graph_client_list_async(KdGraphClient *client, const char *path, KdGraphCallFlags flags,
+                                KdGraphPageFunc page, gpointer page_data, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+/* TRUE when every page was read (or @page stopped early), FALSE with @error otherwise. */
+gboolean kd_graph_client_list_finish(KdGraphClient *client, GAsyncResult *result, GError **error);
+
+/* The signed-in operator's delegated session (device code, see kd-graph-auth.h). The client
+ * keeps its own reference and wipes it on kd_graph_client_sign_out(). */
+typedef struct _KdGraphSession KdGraphSession;
+void kd_graph_client_set_session(KdGraphClient *client, KdGraphSession *session);
+void kd_graph_client_sign_out(KdGraphClient *client);
+
+/* "ada@contoso.com" → "ada%40contoso.com"; "#" → "%23"; a leading "$" is handled by the
+ * caller using the users('…') form (see kd-graph-ops.h). */
+char *kd_graph_escape_segment(const char *segment);
+
+G_END_DECLS
