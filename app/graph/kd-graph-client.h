@@ -49,6 +49,11 @@ KdGraphClient *kd_graph_client_new(const KdGraphOptions *options, GError **error
 /* Per-call budget: total deadline (retries included), default 60 s; max attempts, default 5. */
 void kd_graph_client_set_deadline(KdGraphClient *client, guint seconds);
 void kd_graph_client_set_max_attempts(KdGraphClient *client, guint attempts);
+/* Backoff when Graph gives no Retry-After: a uniform random wait in [0, min(cap, base · 2^n)]
+ * before the n-th retry of a call (default base 1000 ms, cap 32000 ms). For tests and benches. */
+void kd_graph_client_set_backoff(KdGraphClient *client, guint base_ms, guint cap_ms);
+/* Makes the backoff's random waits repeatable (tests). */
+void kd_graph_client_set_random_seed(KdGraphClient *client, guint32 seed);
 
 /*
  * One Graph call. @path is relative to the version ("/users/ada%40contoso.com"; the caller
@@ -80,9 +85,21 @@ gboolean kd_graph_client_list_finish(KdGraphClient *client, GAsyncResult *result
 typedef struct _KdGraphSession KdGraphSession;
 void kd_graph_client_set_session(KdGraphClient *client, KdGraphSession *session);
 void kd_graph_client_sign_out(KdGraphClient *client);
+/* The session set with kd_graph_client_set_session() (not a new reference), or NULL. */
+KdGraphSession *kd_graph_client_get_session(KdGraphClient *client);
+
+/* The client's token source, to start a device-code sign-in with (kd-graph-auth.h). */
+typedef struct _KdGraphAuth KdGraphAuth;
+KdGraphAuth *kd_graph_client_get_auth(KdGraphClient *client);
+/* The Graph base URL in use, without a trailing "/" (nextLinks must start with it). */
+const char *kd_graph_client_get_graph_url(KdGraphClient *client);
 
 /* "ada@contoso.com" → "ada%40contoso.com"; "#" → "%23"; a leading "$" is handled by the
  * caller using the users('…') form (see kd-graph-ops.h). */
 char *kd_graph_escape_segment(const char *segment);
+
+/* A Retry-After value (delta seconds or HTTP-date) → milliseconds to wait (at most a day), or
+ * -1 when absent or unreadable. Also for $batch items, whose Retry-After is in the item. */
+gint64 kd_graph_retry_after_ms(const char *value);
 
 G_END_DECLS

@@ -25,8 +25,12 @@ typedef struct _KdHttpResponse KdHttpResponse;
 
 /* One engine per client: one CURLM with a shared connection and TLS session cache, so
  * connections are reused. Callbacks run in @context (NULL = the thread-default context at
- * creation). TLS peer and host verification are always on; there is no option to turn them off. */
+ * creation). TLS peer and host verification are always on; there is no option to turn them off.
+ * The first call initialises libcurl for the process with an allocator that wipes freed memory
+ * (curl's own copies of headers and bodies); it must precede any other use of libcurl. */
 KdHttp *kd_http_new(const KdHttpOptions *options, GMainContext *context);
+/* Requests still in flight complete with G_IO_ERROR_CANCELLED, from an idle on the engine's
+ * context (never from inside kd_http_free). */
 void kd_http_free(KdHttp **http);
 
 KdHttpRequest *kd_http_request_new(const char *method, const char *url);
@@ -40,6 +44,11 @@ void kd_http_request_set_secret_body(KdHttpRequest *request, KdSecret *body,
                                      const char *content_type);
 /* A header that is secret (Authorization): wiped from memory when the request is freed. */
 void kd_http_request_add_secret_header(KdHttpRequest *request, const char *name, const char *value);
+/* Whether the request may be sent twice. Default: TRUE for GET, HEAD, PUT, DELETE, OPTIONS,
+ * FALSE otherwise. libcurl re-sends a request by itself when a reused keep-alive connection
+ * dies before any answer byte; a request that is not idempotent therefore always goes on a new
+ * connection, so that a lost answer surfaces as CONNECTION_CLOSED instead of a second write. */
+void kd_http_request_set_idempotent(KdHttpRequest *request, gboolean idempotent);
 
 /* Sends @request (the engine takes ownership). Errors (G_IO_ERROR domain): CANCELLED,
  * TIMED_OUT, CONNECTION_REFUSED, HOST_NOT_FOUND, CONNECTION_CLOSED (reset, truncated),
@@ -52,6 +61,7 @@ KdHttpResponse *kd_http_send_finish(KdHttp *http, GAsyncResult *result, GError *
 guint kd_http_response_get_status(const KdHttpResponse *response);
 /* A response header by case-insensitive name (last value if repeated), or NULL. */
 const char *kd_http_response_get_header(const KdHttpResponse *response, const char *name);
+/* The body (empty, never NULL, when there was none); owned by the response. */
 GBytes *kd_http_response_get_body(const KdHttpResponse *response);
 /* Seconds the whole exchange took (curl's total time). */
 double kd_http_response_get_seconds(const KdHttpResponse *response);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +46,13 @@ write_tenant(const char *path, const char *tweak)
         die(error != NULL ? error->message : "writing the tenant failed (bad tweak?)");
 }
 
+static void
+die_with_parent(gpointer data)
+{
+    /* A test that aborts, or that CTest kills on timeout, must not leave emulators behind. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 KdEmulator *
 kd_emulator_start(const char *tweak, const char *faults_json)
 {
@@ -78,8 +86,8 @@ kd_emulator_start(const char *tweak, const char *faults_json)
         g_ptr_array_add(argv, g_strdup(faults));
     }
     g_ptr_array_add(argv, NULL);
-    if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
-                                  NULL, &emu->pid, NULL, &out_fd, NULL, &error))
+    if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                  die_with_parent, NULL, &emu->pid, NULL, &out_fd, NULL, &error))
         die(error->message);
 
     /* Read the READY line without blocking forever. */
