@@ -6,10 +6,12 @@
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "core/kd-config.h"
+#include "core/kd-doctor.h"
 #include "core/kd-log.h"
 #include "core/kd-service.h"
 #include "kd-build-config.h"
@@ -65,6 +67,58 @@ check_config(const char *path)
     return EXIT_FAILURE;
 }
 
+static gboolean doctor_verbose;
+
+/* `keydesk doctor` prints a checklist on stdout: the Graph client's own notes only with -v. */
+static GLogWriterOutput
+doctor_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+    if (!doctor_verbose && (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)))
+        return G_LOG_WRITER_HANDLED;
+    return g_log_writer_standard_streams(level, fields, n_fields, data);
+}
+
+/* keydesk doctor [--config FILE] [--verbose]: a subcommand with its own options. */
+static int
+doctor(int argc, char **argv)
+{
+    g_autofree char *config_path = NULL;
+    const GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+                                     N_("Configuration file (default " KD_CONFIG_DEFAULT_PATH ")"),
+                                     N_("FILE")},
+                                    {"verbose", 'v', 0, G_OPTION_ARG_NONE, &doctor_verbose,
+                                     N_("Also print the Graph client's log messages"), NULL},
+                                    {NULL}};
+    g_autoptr(GOptionContext) context = g_option_context_new(NULL);
+    g_autoptr(GError) error = NULL;
+
+    g_set_prgname("keydesk doctor");
+    g_option_context_set_summary(
+        context, _("Check, without changing anything, that the Microsoft Entra tenant allows what "
+                   "this desk's configuration enables: the app credential, its Graph "
+                   "permissions, the FIDO2, Temporary Access Pass and Authenticator policies, "
+                   "the tracking group and the licence the reports need. Prints one line per "
+                   "check (PASS, WARN, FAIL or SKIP) with what to change in Entra."));
+    g_option_context_set_description(
+        context, _("Exit status: 0 when everything the configuration enables will work, 1 when a "
+                   "check failed, 69 when Microsoft Graph cannot be reached (network or TLS), "
+                   "78 when the configuration is invalid."));
+    g_option_context_add_main_entries(context, entries, KD_GETTEXT_PACKAGE);
+    if (!g_option_context_parse(context, &argc, &argv, &error)) {
+        fprintf(stderr, "keydesk doctor: %s\n%s\n", error->message,
+                _("Try keydesk doctor --help."));
+        return EX_USAGE;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "keydesk doctor: %s: %s\n%s\n", _("unexpected argument"), argv[1],
+                _("Try keydesk doctor --help."));
+        return EX_USAGE;
+    }
+    g_log_set_writer_func(doctor_log_writer, NULL, NULL);
+    return kd_doctor_main(config_path != NULL ? config_path : KD_CONFIG_DEFAULT_PATH, stdout,
+                          stderr);
+}
+
 static void
 setup_i18n(void)
 {
@@ -105,11 +159,18 @@ main(int argc, char **argv)
     int status = EXIT_FAILURE;
 
     setup_i18n();
+    /* A subcommand comes first and has its own options. */
+    if (argc >= 2 && strcmp(argv[1], "doctor") == 0)
+        return doctor(argc - 1, argv + 1);
     g_set_prgname("keydesk");
 
     context = g_option_context_new(NULL);
     g_option_context_set_summary(context, _("Walk-up enrolment desk for multi-factor "
                                             "authentication in Microsoft Entra ID."));
+    g_option_context_set_description(
+        context, _("Commands:\n"
+                   "  keydesk doctor [--config FILE]   Check, read-only, that the tenant is set "
+                   "up for this desk (see keydesk doctor --help)"));
     g_option_context_add_main_entries(context, entries, KD_GETTEXT_PACKAGE);
     g_option_context_add_group(context, gtk_get_option_group(FALSE));
     if (!g_option_context_parse(context, &argc, &argv, &error)) {

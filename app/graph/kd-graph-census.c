@@ -496,8 +496,7 @@ is_guest(const char *user_type)
     return user_type != NULL && g_ascii_strcasecmp(user_type, "guest") == 0;
 }
 
-/* --- completion --------------------------------------------------------------------------------
- */
+/* --- completion ------------------------------------------------------------------------------- */
 
 static gboolean
 batch_work_left(Census *c)
@@ -558,8 +557,7 @@ on_caller_cancelled(GCancellable *cancellable, gpointer data)
     }
 }
 
-/* --- REPORT path --------------------------------------------------------------------------------
- */
+/* --- REPORT path ------------------------------------------------------------------------------ */
 
 static gboolean
 on_disabled_page(JsonArray *page, gpointer data)
@@ -663,8 +661,7 @@ start_report(Census *c)
                                c->cancel, on_disabled_done, c);
 }
 
-/* --- BATCH path: the throttle controller -------------------------------------------------------
- */
+/* --- BATCH path: the throttle controller ------------------------------------------------------ */
 
 /*
  * Every $batch answer tells, item by item, the resource units Graph charged (x-ms-resource-unit)
@@ -746,7 +743,7 @@ controller_observe(Census *c, gint64 now, double used, gboolean throttled, gint6
     c->paced = TRUE;
 }
 
-/* --- BATCH path: rows ------------------------------------------------------------------------ */
+/* --- BATCH path: rows ------------------------------------------------------------------------- */
 
 static gboolean
 rule_allows(Census *c, RuleId id, const char *user_id)

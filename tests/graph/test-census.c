@@ -68,7 +68,7 @@ static const char *const rich_tenant = ROLES_PERMISSION
 
 static KdEmulator *emu;
 
-/* --- helpers ------------------------------------------------------------------------------- */
+/* --- helpers ---------------------------------------------------------------------------------- */
 
 static void
 control(KdEmulator *e, const char *method, const char *path, const char *body)
@@ -231,7 +231,7 @@ kind_count(const KdGraphCensusResult *r, KdGraphCensusMethod kind)
     return (int)r->by_method[kd_graph_census_method_index(kind)];
 }
 
-/* --- method-kind mapping -------------------------------------------------------------------- */
+/* --- method-kind mapping ---------------------------------------------------------------------- */
 
 static void
 test_method_kinds(void **state)
@@ -354,7 +354,7 @@ test_report_and_batch_agree(void **state)
     g_object_unref(client);
 }
 
-/* --- free tenant: AUTO falls back to $batch ------------------------------------------------- */
+/* --- free tenant: AUTO falls back to $batch --------------------------------------------------- */
 
 static void
 test_free_tenant_falls_back(void **state)
