@@ -1,5 +1,6 @@
 /* kd-graph-census: who in the tenant is registered for which authentication method (the
  * registration report, or users + methods through paced $batch calls). */
+#include "graph/kd-json.h"
 #include "graph/kd-graph-census.h"
 
 #include <stdlib.h>
@@ -182,41 +183,7 @@ kd_graph_census_result_free(KdGraphCensusResult *result)
     g_free(result);
 }
 
-/* --- JSON helpers (a member of the wrong type reads as absent) -------------------------------- */
-
-static JsonNode *
-member(JsonObject *o, const char *name)
-{
-    return o != NULL && json_object_has_member(o, name) ? json_object_get_member(o, name) : NULL;
-}
-
-static const char *
-get_string(JsonObject *o, const char *name)
-{
-    JsonNode *n = member(o, name);
-
-    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
-}
-
-static gboolean
-get_bool(JsonObject *o, const char *name, gboolean fallback)
-{
-    JsonNode *n = member(o, name);
-
-    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return fallback;
-    return json_node_get_boolean(n);
-}
-
-static JsonArray *
-get_array(JsonObject *o, const char *name)
-{
-    JsonNode *n = member(o, name);
-
-    return n != NULL && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
-}
+/* --- JSON: tolerant accessors are in kd-json.h --------------------------------------------- */
 
 static JsonObject *
 element_object(JsonArray *a, guint i)
@@ -567,12 +534,13 @@ on_disabled_page(JsonArray *page, gpointer data)
     c->result->requests++;
     for (guint i = 0; i < json_array_get_length(page); i++) {
         JsonObject *o = element_object(page, i);
-        const char *id = get_string(o, "id");
+        const char *id = kd_json_get_string(o, "id");
         if (id == NULL || g_hash_table_contains(c->disabled, id))
             continue;
         g_hash_table_add(c->disabled, g_strdup(id));
-        emit_disabled(c, id, get_string(o, "userPrincipalName"), get_string(o, "displayName"),
-                      is_guest(get_string(o, "userType")));
+        emit_disabled(c, id, kd_json_get_string(o, "userPrincipalName"),
+                      kd_json_get_string(o, "displayName"),
+                      is_guest(kd_json_get_string(o, "userType")));
     }
     return !stopping(c);
 }
@@ -585,27 +553,27 @@ on_report_page(JsonArray *page, gpointer data)
     c->result->requests++;
     for (guint i = 0; i < json_array_get_length(page); i++) {
         JsonObject *o = element_object(page, i);
-        const char *id = get_string(o, "id");
-        JsonArray *methods = get_array(o, "methodsRegistered");
+        const char *id = kd_json_get_string(o, "id");
+        JsonArray *methods = kd_json_get_array(o, "methodsRegistered");
         KdGraphCensusRow row = {0};
 
         if (id == NULL || g_hash_table_contains(c->disabled, id))
             continue;
         row.id = id;
-        row.user_principal_name = get_string(o, "userPrincipalName");
-        row.display_name = get_string(o, "userDisplayName");
+        row.user_principal_name = kd_json_get_string(o, "userPrincipalName");
+        row.display_name = kd_json_get_string(o, "userDisplayName");
         row.enabled = TRUE;
-        row.guest = is_guest(get_string(o, "userType"));
-        row.admin = get_bool(o, "isAdmin", FALSE);
+        row.guest = is_guest(kd_json_get_string(o, "userType"));
+        row.admin = kd_json_get_bool(o, "isAdmin", FALSE);
         for (guint j = 0; methods != NULL && j < json_array_get_length(methods); j++) {
             JsonNode *n = json_array_get_element(methods, j);
             if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING)
                 row.methods |= kd_graph_census_method_from_report(json_node_get_string(n));
         }
-        row.mfa_registered = get_bool(o, "isMfaRegistered", FALSE);
-        row.mfa_capable = get_bool(o, "isMfaCapable", FALSE);
-        row.default_method =
-            default_from_name(get_string(o, "userPreferredMethodForSecondaryAuthentication"));
+        row.mfa_registered = kd_json_get_bool(o, "isMfaRegistered", FALSE);
+        row.mfa_capable = kd_json_get_bool(o, "isMfaCapable", FALSE);
+        row.default_method = default_from_name(
+            kd_json_get_string(o, "userPreferredMethodForSecondaryAuthentication"));
         emit(c, &row);
     }
     return !stopping(c);
@@ -813,7 +781,7 @@ default_candidate(JsonObject *method, KdGraphCensusMethod kind)
     case KD_GRAPH_CENSUS_HARDWARE_OATH:
         return KD_GRAPH_CENSUS_DEFAULT_OATH;
     case KD_GRAPH_CENSUS_PHONE:
-        phone_type = get_string(method, "phoneType");
+        phone_type = kd_json_get_string(method, "phoneType");
         if (phone_type != NULL && g_ascii_strcasecmp(phone_type, "alternateMobile") == 0)
             return KD_GRAPH_CENSUS_DEFAULT_VOICE_ALTERNATE_MOBILE;
         if (phone_type != NULL && g_ascii_strcasecmp(phone_type, "office") == 0)
@@ -828,14 +796,14 @@ default_candidate(JsonObject *method, KdGraphCensusMethod kind)
 static gboolean
 take_methods(Census *c, Pending *u, JsonNode *body)
 {
-    JsonArray *value = get_array(root_object(body), "value");
+    JsonArray *value = kd_json_get_array(root_object(body), "value");
     KdGraphCensusDefault dflt = KD_GRAPH_CENSUS_DEFAULT_NONE;
 
     u->methods = 0;
     for (guint i = 0; value != NULL && i < json_array_get_length(value); i++) {
         JsonObject *m = element_object(value, i);
         KdGraphCensusMethod kind =
-            kd_graph_census_method_from_odata_type(get_string(m, "@odata.type"));
+            kd_graph_census_method_from_odata_type(kd_json_get_string(m, "@odata.type"));
         KdGraphCensusDefault cand = default_candidate(m, kind);
 
         u->methods |= kind;
@@ -859,7 +827,7 @@ static void
 take_preference(Pending *u, JsonNode *body)
 {
     const char *pref =
-        get_string(root_object(body), "userPreferredMethodForSecondaryAuthentication");
+        kd_json_get_string(root_object(body), "userPreferredMethodForSecondaryAuthentication");
 
     u->default_method = pref != NULL ? default_from_name(pref) : KD_GRAPH_CENSUS_DEFAULT_UNKNOWN;
 }
@@ -1152,7 +1120,7 @@ on_users_page(GObject *source, GAsyncResult *res, gpointer data)
     GError *error = NULL;
     JsonNode *root = kd_graph_client_call_finish(c->client, res, &error);
     JsonObject *obj = root_object(root);
-    JsonArray *value = get_array(obj, "value");
+    JsonArray *value = kd_json_get_array(obj, "value");
     const char *next;
 
     c->busy--;
@@ -1176,26 +1144,26 @@ on_users_page(GObject *source, GAsyncResult *res, gpointer data)
     }
     for (guint i = 0; !stopping(c) && i < json_array_get_length(value); i++) {
         JsonObject *o = element_object(value, i);
-        const char *id = get_string(o, "id");
-        gboolean guest = is_guest(get_string(o, "userType"));
+        const char *id = kd_json_get_string(o, "id");
+        gboolean guest = is_guest(kd_json_get_string(o, "userType"));
         Pending *u;
 
         if (id == NULL)
             continue;
-        if (!get_bool(o, "accountEnabled", TRUE)) {
-            emit_disabled(c, id, get_string(o, "userPrincipalName"), get_string(o, "displayName"),
-                          guest);
+        if (!kd_json_get_bool(o, "accountEnabled", TRUE)) {
+            emit_disabled(c, id, kd_json_get_string(o, "userPrincipalName"),
+                          kd_json_get_string(o, "displayName"), guest);
             continue;
         }
         u = g_new0(Pending, 1);
         u->id = g_strdup(id);
-        u->upn = g_strdup(get_string(o, "userPrincipalName"));
-        u->name = g_strdup(get_string(o, "displayName"));
+        u->upn = g_strdup(kd_json_get_string(o, "userPrincipalName"));
+        u->name = g_strdup(kd_json_get_string(o, "displayName"));
         u->guest = guest;
         u->want = WANT_METHODS;
         g_queue_push_tail(&c->queue, u);
     }
-    next = get_string(obj, "@odata.nextLink");
+    next = kd_json_get_string(obj, "@odata.nextLink");
     g_free(c->next_page);
     c->next_page = next != NULL ? g_strdup(next) : NULL;
     c->listed = c->next_page == NULL;
@@ -1239,7 +1207,7 @@ on_target_page(JsonArray *page, gpointer data)
 
     c->result->requests++;
     for (guint i = 0; i < json_array_get_length(page); i++) {
-        const char *id = get_string(element_object(page, i), "id");
+        const char *id = kd_json_get_string(element_object(page, i), "id");
         if (id != NULL)
             g_hash_table_add(set, g_strdup(id));
     }
@@ -1300,8 +1268,8 @@ parse_targets(Census *c, RuleId id, JsonArray *targets, gboolean exclude)
 
     for (guint i = 0; targets != NULL && i < json_array_get_length(targets); i++) {
         JsonObject *t = element_object(targets, i);
-        const char *tid = get_string(t, "id");
-        const char *type = get_string(t, "targetType");
+        const char *tid = kd_json_get_string(t, "id");
+        const char *type = kd_json_get_string(t, "targetType");
 
         if (tid == NULL)
             continue;
@@ -1325,14 +1293,14 @@ parse_targets(Census *c, RuleId id, JsonArray *targets, gboolean exclude)
 static void
 take_policy(Census *c, JsonObject *policy)
 {
-    JsonArray *configs = get_array(policy, "authenticationMethodConfigurations");
-    const char *migration = get_string(policy, "policyMigrationState");
+    JsonArray *configs = kd_json_get_array(policy, "authenticationMethodConfigurations");
+    const char *migration = kd_json_get_string(policy, "policyMigrationState");
 
     c->legacy_phone = migration == NULL || g_ascii_strcasecmp(migration, "migrationComplete") != 0;
     for (guint i = 0; configs != NULL && i < json_array_get_length(configs); i++) {
         JsonObject *cfg = element_object(configs, i);
-        const char *id = get_string(cfg, "id");
-        const char *state = get_string(cfg, "state");
+        const char *id = kd_json_get_string(cfg, "id");
+        const char *state = kd_json_get_string(cfg, "state");
 
         for (guint k = 0; id != NULL && k < N_RULES; k++) {
             Rule *r = &c->rules[k];
@@ -1342,8 +1310,8 @@ take_policy(Census *c, JsonObject *policy)
             r->enabled = state != NULL && g_ascii_strcasecmp(state, "enabled") == 0;
             if (!r->enabled)
                 break;
-            parse_targets(c, (RuleId)k, get_array(cfg, "includeTargets"), FALSE);
-            parse_targets(c, (RuleId)k, get_array(cfg, "excludeTargets"), TRUE);
+            parse_targets(c, (RuleId)k, kd_json_get_array(cfg, "includeTargets"), FALSE);
+            parse_targets(c, (RuleId)k, kd_json_get_array(cfg, "excludeTargets"), TRUE);
             break;
         }
     }
@@ -1379,7 +1347,7 @@ on_roles_page(JsonArray *page, gpointer data)
 
     c->result->requests++;
     for (guint i = 0; i < json_array_get_length(page); i++) {
-        const char *id = get_string(element_object(page, i), "principalId");
+        const char *id = kd_json_get_string(element_object(page, i), "principalId");
         if (id != NULL)
             g_hash_table_add(c->admins, g_strdup(id));
     }

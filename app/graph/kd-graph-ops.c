@@ -1,4 +1,5 @@
 /* kd-graph-ops: the typed Graph operations keydesk performs, on top of KdGraphClient. */
+#include "graph/kd-json.h"
 #include "graph/kd-graph-ops.h"
 
 #include <stdint.h>
@@ -79,84 +80,27 @@ parse_time(const char *text)
     return dt != NULL ? g_date_time_to_unix(dt) : 0;
 }
 
-/* --- tolerant JSON accessors: a member of the wrong type reads as absent -----------------------
- */
-
-static JsonNode *
-member(JsonObject *o, const char *name)
-{
-    return o != NULL && json_object_has_member(o, name) ? json_object_get_member(o, name) : NULL;
-}
-
-static const char *
-get_string(JsonObject *o, const char *name)
-{
-    JsonNode *n = member(o, name);
-
-    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
-}
+/* --- JSON: tolerant accessors are in kd-json.h; these build on them ------------------------- */
 
 static char *
 dup_string(JsonObject *o, const char *name)
 {
-    return g_strdup(get_string(o, name));
-}
-
-static gboolean
-get_bool(JsonObject *o, const char *name, gboolean fallback)
-{
-    JsonNode *n = member(o, name);
-
-    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return fallback;
-    return json_node_get_boolean(n);
-}
-
-static gint64
-get_int(JsonObject *o, const char *name, gint64 fallback)
-{
-    JsonNode *n = member(o, name);
-
-    if (n == NULL || !JSON_NODE_HOLDS_VALUE(n))
-        return fallback;
-    if (json_node_get_value_type(n) == G_TYPE_INT64)
-        return json_node_get_int(n);
-    if (json_node_get_value_type(n) == G_TYPE_DOUBLE)
-        return (gint64)json_node_get_double(n);
-    return fallback;
+    return g_strdup(kd_json_get_string(o, name));
 }
 
 static guint
 get_uint(JsonObject *o, const char *name)
 {
-    gint64 v = get_int(o, name, 0);
+    gint64 v = kd_json_get_int(o, name, 0);
 
     return v < 0 ? 0 : v > G_MAXUINT ? G_MAXUINT : (guint)v;
-}
-
-static JsonObject *
-get_object(JsonObject *o, const char *name)
-{
-    JsonNode *n = member(o, name);
-
-    return n != NULL && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-}
-
-static JsonArray *
-get_array(JsonObject *o, const char *name)
-{
-    JsonNode *n = member(o, name);
-
-    return n != NULL && JSON_NODE_HOLDS_ARRAY(n) ? json_node_get_array(n) : NULL;
 }
 
 /* The strings of an array member, NULL-terminated, never NULL; other elements are skipped. */
 static char **
 get_strv(JsonObject *o, const char *name, gboolean lower)
 {
-    JsonArray *a = get_array(o, name);
+    JsonArray *a = kd_json_get_array(o, name);
     GPtrArray *out = g_ptr_array_new();
 
     for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
@@ -324,7 +268,7 @@ user_from_json(JsonObject *o)
 {
     KdGraphUser *user;
 
-    if (get_string(o, "id") == NULL)
+    if (kd_json_get_string(o, "id") == NULL)
         return NULL;
     user = g_new0(KdGraphUser, 1);
     user->id = dup_string(o, "id");
@@ -332,7 +276,7 @@ user_from_json(JsonObject *o)
     user->user_principal_name = dup_string(o, "userPrincipalName");
     user->mail = dup_string(o, "mail");
     user->user_type = dup_string(o, "userType");
-    user->account_enabled = get_bool(o, "accountEnabled", FALSE);
+    user->account_enabled = kd_json_get_bool(o, "accountEnabled", FALSE);
     return user;
 }
 
@@ -376,7 +320,7 @@ kd_graph_get_user_finish(KdGraphClient *client, GAsyncResult *result, GError **e
 static gpointer
 parse_users(JsonNode *root, gpointer data, GError **error)
 {
-    JsonArray *value = get_array(root_object(root), "value");
+    JsonArray *value = kd_json_get_array(root_object(root), "value");
     GPtrArray *users;
 
     if (value == NULL) {
@@ -519,10 +463,10 @@ method_from_json(JsonObject *o, KdGraphMethodKind collection)
     KdGraphMethod *m;
     const char *type;
 
-    if (o == NULL || get_string(o, "id") == NULL)
+    if (o == NULL || kd_json_get_string(o, "id") == NULL)
         return NULL;
     m = g_new0(KdGraphMethod, 1);
-    type = get_string(o, "@odata.type");
+    type = kd_json_get_string(o, "@odata.type");
     if (type != NULL) {
         m->kind = kd_graph_method_kind_from_odata_type(type);
         m->odata_type = g_strdup(type);
@@ -554,15 +498,16 @@ method_from_json(JsonObject *o, KdGraphMethodKind collection)
     case KD_GRAPH_METHOD_TEMPORARY_ACCESS_PASS:
         m->start = dup_string(o, "startDateTime");
         m->lifetime_minutes = get_uint(o, "lifetimeInMinutes");
-        m->is_usable_once = get_bool(o, "isUsableOnce", FALSE);
-        m->is_usable = get_bool(o, "isUsable", FALSE);
+        m->is_usable_once = kd_json_get_bool(o, "isUsableOnce", FALSE);
+        m->is_usable = kd_json_get_bool(o, "isUsable", FALSE);
         m->usability_reason = dup_string(o, "methodUsabilityReason");
         break;
     default:
         break;
     }
     /* Never keep a pass, should a listing ever carry one. */
-    if (m->kind == KD_GRAPH_METHOD_TEMPORARY_ACCESS_PASS && get_string(o, "temporaryAccessPass"))
+    if (m->kind == KD_GRAPH_METHOD_TEMPORARY_ACCESS_PASS &&
+        kd_json_get_string(o, "temporaryAccessPass"))
         m->json = NULL;
     else
         m->json = json_object_ref(o);
@@ -776,22 +721,22 @@ static gpointer
 parse_fido2_options(JsonNode *root, gpointer data, GError **error)
 {
     JsonObject *top = root_object(root);
-    JsonObject *pk = get_object(top, "publicKey");
-    JsonObject *rp = get_object(pk, "rp"), *user = get_object(pk, "user");
-    JsonObject *sel = get_object(pk, "authenticatorSelection");
-    JsonObject *ext = get_object(pk, "extensions");
-    JsonArray *exclude = get_array(pk, "excludeCredentials");
-    JsonArray *params = get_array(pk, "pubKeyCredParams");
+    JsonObject *pk = kd_json_get_object(top, "publicKey");
+    JsonObject *rp = kd_json_get_object(pk, "rp"), *user = kd_json_get_object(pk, "user");
+    JsonObject *sel = kd_json_get_object(pk, "authenticatorSelection");
+    JsonObject *ext = kd_json_get_object(pk, "extensions");
+    JsonArray *exclude = kd_json_get_array(pk, "excludeCredentials");
+    JsonArray *params = kd_json_get_array(pk, "pubKeyCredParams");
     g_autoptr(KdGraphFido2Options) o = NULL;
 
-    if (pk == NULL || get_string(rp, "id") == NULL) {
+    if (pk == NULL || kd_json_get_string(rp, "id") == NULL) {
         g_propagate_error(error, bad_response("creationOptions without publicKey.rp.id"));
         return NULL;
     }
     o = g_new0(KdGraphFido2Options, 1);
     o->rp_id = dup_string(rp, "id");
     o->rp_name = dup_string(rp, "name");
-    o->user_id = kd_b64_decode_bytes(get_string(user, "id"));
+    o->user_id = kd_b64_decode_bytes(kd_json_get_string(user, "id"));
     if (o->user_id == NULL || g_bytes_get_size(o->user_id) == 0) {
         g_propagate_error(error, bad_response("creationOptions whose user.id does not decode"));
         return NULL;
@@ -811,7 +756,7 @@ parse_fido2_options(JsonNode *root, gpointer data, GError **error)
     for (guint i = 0; exclude != NULL && i < json_array_get_length(exclude); i++) {
         JsonNode *n = json_array_get_element(exclude, i);
         const char *text =
-            JSON_NODE_HOLDS_OBJECT(n) ? get_string(json_node_get_object(n), "id") : NULL;
+            JSON_NODE_HOLDS_OBJECT(n) ? kd_json_get_string(json_node_get_object(n), "id") : NULL;
         GBytes *id = kd_b64_decode_bytes(text);
         if (id == NULL || g_bytes_get_size(id) == 0) {
             /* Graph has sent ids with stray characters (reference §2.2): the key cannot be
@@ -827,18 +772,18 @@ parse_fido2_options(JsonNode *root, gpointer data, GError **error)
     for (guint i = 0; params != NULL && i < json_array_get_length(params); i++) {
         JsonNode *n = json_array_get_element(params, i);
         JsonObject *p = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-        if (p != NULL && member(p, "alg") != NULL) {
-            gint alg = (gint)get_int(p, "alg", 0);
+        if (p != NULL && kd_json_member(p, "alg") != NULL) {
+            gint alg = (gint)kd_json_get_int(p, "alg", 0);
             g_array_append_val(o->algorithms, alg);
         }
     }
     o->attestation = dup_string(pk, "attestation");
     o->authenticator_attachment = dup_string(sel, "authenticatorAttachment");
-    o->require_resident_key = get_bool(sel, "requireResidentKey", FALSE);
+    o->require_resident_key = kd_json_get_bool(sel, "requireResidentKey", FALSE);
     o->user_verification = dup_string(sel, "userVerification");
-    o->hmac_create_secret = get_bool(ext, "hmacCreateSecret", FALSE);
-    o->enforce_cred_protect = get_bool(ext, "enforceCredentialProtectionPolicy", FALSE);
-    o->cred_protect = cred_protect_level(get_string(ext, "credentialProtectionPolicy"));
+    o->hmac_create_secret = kd_json_get_bool(ext, "hmacCreateSecret", FALSE);
+    o->enforce_cred_protect = kd_json_get_bool(ext, "enforceCredentialProtectionPolicy", FALSE);
+    o->cred_protect = cred_protect_level(kd_json_get_string(ext, "credentialProtectionPolicy"));
     return g_steal_pointer(&o);
 }
 
@@ -1141,7 +1086,7 @@ kd_graph_tap_free(KdGraphTap *tap)
 static void
 wipe_json_string(JsonObject *o, const char *name)
 {
-    const char *text = get_string(o, name);
+    const char *text = kd_json_get_string(o, name);
 
     if (text != NULL)
         explicit_bzero((char *)(uintptr_t)text, strlen(text));
@@ -1150,10 +1095,10 @@ wipe_json_string(JsonObject *o, const char *name)
 static KdGraphTap *
 tap_from_json(JsonObject *o, GError **error)
 {
-    const char *pass = get_string(o, "temporaryAccessPass");
+    const char *pass = kd_json_get_string(o, "temporaryAccessPass");
     KdGraphTap *tap;
 
-    if (get_string(o, "id") == NULL || pass == NULL || *pass == '\0') {
+    if (kd_json_get_string(o, "id") == NULL || pass == NULL || *pass == '\0') {
         wipe_json_string(o, "temporaryAccessPass");
         g_propagate_error(error, bad_response("a Temporary Access Pass without an id or a pass"));
         return NULL;
@@ -1170,8 +1115,8 @@ tap_from_json(JsonObject *o, GError **error)
     tap->lifetime_minutes = get_uint(o, "lifetimeInMinutes");
     tap->expires_unix =
         tap->start_unix != 0 ? tap->start_unix + 60 * (gint64)tap->lifetime_minutes : 0;
-    tap->is_usable_once = get_bool(o, "isUsableOnce", FALSE);
-    tap->is_usable = get_bool(o, "isUsable", FALSE);
+    tap->is_usable_once = kd_json_get_bool(o, "isUsableOnce", FALSE);
+    tap->is_usable = kd_json_get_bool(o, "isUsable", FALSE);
     tap->usability_reason = dup_string(o, "methodUsabilityReason");
     return tap;
 }
@@ -1303,7 +1248,7 @@ parse_revoke(JsonNode *root, gpointer data, GError **error)
     JsonObject *o = root_object(root);
 
     /* 200 {"value": true}; a known issue says some tenants answer 204. */
-    if (root == NULL || get_bool(o, "value", TRUE))
+    if (root == NULL || kd_json_get_bool(o, "value", TRUE))
         return DONE;
     g_propagate_error(error, bad_response("revokeSignInSessions answered false"));
     return NULL;
@@ -1359,19 +1304,19 @@ kd_graph_method_policy_free(KdGraphMethodPolicy *p)
 static GPtrArray *
 policy_targets(JsonObject *o, const char *name)
 {
-    JsonArray *a = get_array(o, name);
+    JsonArray *a = kd_json_get_array(o, name);
     GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)policy_target_free);
 
     for (guint i = 0; a != NULL && i < json_array_get_length(a); i++) {
         JsonNode *n = json_array_get_element(a, i);
         JsonObject *t = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
         KdGraphPolicyTarget *target;
-        if (get_string(t, "id") == NULL)
+        if (kd_json_get_string(t, "id") == NULL)
             continue;
         target = g_new0(KdGraphPolicyTarget, 1);
         target->target_type = dup_string(t, "targetType");
         target->id = dup_string(t, "id");
-        target->is_registration_required = get_bool(t, "isRegistrationRequired", FALSE);
+        target->is_registration_required = kd_json_get_bool(t, "isRegistrationRequired", FALSE);
         g_ptr_array_add(out, target);
     }
     return out;
@@ -1387,31 +1332,31 @@ static gpointer
 parse_method_policy(JsonNode *root, gpointer data, GError **error)
 {
     JsonObject *o = root_object(root);
-    JsonObject *kr = get_object(o, "keyRestrictions");
+    JsonObject *kr = kd_json_get_object(o, "keyRestrictions");
     KdGraphMethodPolicy *p;
 
-    if (o == NULL || get_string(o, "state") == NULL) {
+    if (o == NULL || kd_json_get_string(o, "state") == NULL) {
         g_propagate_error(error, bad_response("a method configuration without a state"));
         return NULL;
     }
     p = g_new0(KdGraphMethodPolicy, 1);
     p->kind = (KdGraphPolicyKind)GPOINTER_TO_INT(data);
     p->id = dup_string(o, "id");
-    p->enabled = g_strcmp0(get_string(o, "state"), "enabled") == 0;
+    p->enabled = g_strcmp0(kd_json_get_string(o, "state"), "enabled") == 0;
     p->include_targets = policy_targets(o, "includeTargets");
     p->exclude_targets = policy_targets(o, "excludeTargets");
     p->is_self_service_registration_allowed =
-        get_bool(o, "isSelfServiceRegistrationAllowed", FALSE);
-    p->is_attestation_enforced = get_bool(o, "isAttestationEnforced", FALSE);
-    p->key_restrictions_enforced = get_bool(kr, "isEnforced", FALSE);
+        kd_json_get_bool(o, "isSelfServiceRegistrationAllowed", FALSE);
+    p->is_attestation_enforced = kd_json_get_bool(o, "isAttestationEnforced", FALSE);
+    p->key_restrictions_enforced = kd_json_get_bool(kr, "isEnforced", FALSE);
     p->key_restrictions_type = dup_string(kr, "enforcementType");
     p->key_restrictions_aaguids = get_strv(kr, "aaGuids", TRUE);
     p->default_lifetime_minutes = get_uint(o, "defaultLifetimeInMinutes");
     p->minimum_lifetime_minutes = get_uint(o, "minimumLifetimeInMinutes");
     p->maximum_lifetime_minutes = get_uint(o, "maximumLifetimeInMinutes");
     p->default_length = get_uint(o, "defaultLength");
-    p->is_usable_once = get_bool(o, "isUsableOnce", FALSE);
-    p->is_software_oath_enabled = get_bool(o, "isSoftwareOathEnabled", FALSE);
+    p->is_usable_once = kd_json_get_bool(o, "isUsableOnce", FALSE);
+    p->is_software_oath_enabled = kd_json_get_bool(o, "isSoftwareOathEnabled", FALSE);
     p->json = json_object_ref(o);
     return p;
 }
@@ -1467,7 +1412,7 @@ static gpointer
 parse_security_defaults(JsonNode *root, gpointer data, GError **error)
 {
     JsonObject *o = root_object(root);
-    JsonNode *n = member(o, "isEnabled");
+    JsonNode *n = kd_json_member(o, "isEnabled");
 
     if (n == NULL || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
         g_propagate_error(error, bad_response("security defaults without isEnabled"));
@@ -1620,22 +1565,22 @@ registration_from_json(JsonObject *o)
 {
     KdGraphRegistrationDetails *r;
 
-    if (get_string(o, "id") == NULL)
+    if (kd_json_get_string(o, "id") == NULL)
         return NULL;
     r = g_new0(KdGraphRegistrationDetails, 1);
     r->id = dup_string(o, "id");
     r->user_principal_name = dup_string(o, "userPrincipalName");
     r->user_display_name = dup_string(o, "userDisplayName");
     r->user_type = dup_string(o, "userType");
-    r->is_admin = get_bool(o, "isAdmin", FALSE);
-    r->is_mfa_registered = get_bool(o, "isMfaRegistered", FALSE);
-    r->is_mfa_capable = get_bool(o, "isMfaCapable", FALSE);
-    r->is_passwordless_capable = get_bool(o, "isPasswordlessCapable", FALSE);
-    r->is_sspr_registered = get_bool(o, "isSsprRegistered", FALSE);
-    r->is_sspr_enabled = get_bool(o, "isSsprEnabled", FALSE);
-    r->is_sspr_capable = get_bool(o, "isSsprCapable", FALSE);
+    r->is_admin = kd_json_get_bool(o, "isAdmin", FALSE);
+    r->is_mfa_registered = kd_json_get_bool(o, "isMfaRegistered", FALSE);
+    r->is_mfa_capable = kd_json_get_bool(o, "isMfaCapable", FALSE);
+    r->is_passwordless_capable = kd_json_get_bool(o, "isPasswordlessCapable", FALSE);
+    r->is_sspr_registered = kd_json_get_bool(o, "isSsprRegistered", FALSE);
+    r->is_sspr_enabled = kd_json_get_bool(o, "isSsprEnabled", FALSE);
+    r->is_sspr_capable = kd_json_get_bool(o, "isSsprCapable", FALSE);
     r->is_system_preferred_enabled =
-        get_bool(o, "isSystemPreferredAuthenticationMethodEnabled", FALSE);
+        kd_json_get_bool(o, "isSystemPreferredAuthenticationMethodEnabled", FALSE);
     r->methods_registered = get_strv(o, "methodsRegistered", FALSE);
     r->system_preferred_methods = get_strv(o, "systemPreferredAuthenticationMethods", FALSE);
     r->user_preferred_method = dup_string(o, "userPreferredMethodForSecondaryAuthentication");
@@ -1701,7 +1646,7 @@ static gpointer
 parse_method_summary(JsonNode *root, gpointer data, GError **error)
 {
     JsonObject *o = root_object(root);
-    JsonArray *a = get_array(o, "userRegistrationMethodCounts");
+    JsonArray *a = kd_json_get_array(o, "userRegistrationMethodCounts");
     KdGraphMethodSummary *s;
 
     if (a == NULL) {
@@ -1711,17 +1656,17 @@ parse_method_summary(JsonNode *root, gpointer data, GError **error)
     s = g_new0(KdGraphMethodSummary, 1);
     s->user_types = dup_string(o, "userTypes");
     s->user_roles = dup_string(o, "userRoles");
-    s->total_user_count = get_int(o, "totalUserCount", 0);
+    s->total_user_count = kd_json_get_int(o, "totalUserCount", 0);
     s->counts = g_ptr_array_new_with_free_func((GDestroyNotify)method_count_free);
     for (guint i = 0; i < json_array_get_length(a); i++) {
         JsonNode *n = json_array_get_element(a, i);
         JsonObject *c = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
         KdGraphMethodCount *count;
-        if (get_string(c, "authenticationMethod") == NULL)
+        if (kd_json_get_string(c, "authenticationMethod") == NULL)
             continue;
         count = g_new0(KdGraphMethodCount, 1);
         count->method = dup_string(c, "authenticationMethod");
-        count->user_count = get_int(c, "userCount", 0);
+        count->user_count = kd_json_get_int(c, "userCount", 0);
         g_ptr_array_add(s->counts, count);
     }
     return s;
@@ -1816,11 +1761,11 @@ sign_in_free(KdGraphSignIn *s)
 static gpointer
 sign_in_from_json(JsonObject *o)
 {
-    const char *legacy = kd_graph_legacy_client_app(get_string(o, "clientAppUsed"));
-    JsonObject *status = get_object(o, "status");
+    const char *legacy = kd_graph_legacy_client_app(kd_json_get_string(o, "clientAppUsed"));
+    JsonObject *status = kd_json_get_object(o, "status");
     KdGraphSignIn *s;
 
-    if (get_string(o, "id") == NULL || legacy == NULL)
+    if (kd_json_get_string(o, "id") == NULL || legacy == NULL)
         return NULL; /* not legacy after all: whatever the server's filter did */
     s = g_new0(KdGraphSignIn, 1);
     s->id = dup_string(o, "id");
@@ -1833,7 +1778,7 @@ sign_in_from_json(JsonObject *o)
     s->client_app_used = dup_string(o, "clientAppUsed");
     s->legacy_client_app = legacy;
     s->ip_address = dup_string(o, "ipAddress");
-    s->error_code = (gint)get_int(status, "errorCode", 0);
+    s->error_code = (gint)kd_json_get_int(status, "errorCode", 0);
     s->failure_reason = dup_string(status, "failureReason");
     s->json = json_object_ref(o);
     return s;
@@ -2141,8 +2086,8 @@ static KdGraphBatchResponse *
 batch_response_from_json(JsonObject *o)
 {
     KdGraphBatchResponse *r = g_new0(KdGraphBatchResponse, 1);
-    JsonObject *headers = get_object(o, "headers");
-    JsonNode *body = member(o, "body");
+    JsonObject *headers = kd_json_get_object(o, "headers");
+    JsonNode *body = kd_json_member(o, "body");
 
     r->id = dup_string(o, "id");
     r->status = get_uint(o, "status");
@@ -2183,7 +2128,7 @@ batch_free(gpointer p)
 static GPtrArray *
 batch_match(GPtrArray *requests, JsonNode *root, GError **error)
 {
-    JsonArray *responses = get_array(root_object(root), "responses");
+    JsonArray *responses = kd_json_get_array(root_object(root), "responses");
     g_autoptr(GPtrArray) out = NULL;
     g_autoptr(GHashTable) index = NULL;
 
@@ -2201,7 +2146,7 @@ batch_match(GPtrArray *requests, JsonNode *root, GError **error)
     for (guint i = 0; i < json_array_get_length(responses); i++) {
         JsonNode *n = json_array_get_element(responses, i);
         JsonObject *o = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
-        const char *id = get_string(o, "id");
+        const char *id = kd_json_get_string(o, "id");
         guint at = id != NULL ? GPOINTER_TO_UINT(g_hash_table_lookup(index, id)) : 0;
         if (at == 0 || g_ptr_array_index(out, at - 1) != NULL || get_uint(o, "status") == 0) {
             g_propagate_error(error, bad_response("a $batch answer for an unknown or repeated "
