@@ -67,6 +67,7 @@ typedef struct {
     GSource *cancel_source;
     GHashTable *headers;
     GByteArray *body;
+    gsize body_capacity; /* bytes reserved in body (grown by on_body, never by realloc) */
     gboolean too_large;
     char *log_url;     /* no query string: Graph puts user names and filters there */
     char *proxy_label; /* the proxy this request goes through (no credentials), or NULL */
@@ -437,8 +438,29 @@ on_body(char *buf, size_t size, size_t nmemb, void *data)
         t->too_large = TRUE;
         return 0; /* CURLE_WRITE_ERROR */
     }
+    /* A body may hold a new Temporary Access Pass or a token: grow it by copying into a larger
+     * array and wiping the old one, never by realloc, which would leave a copy in freed heap. */
+    if (t->body->len + len > t->body_capacity) {
+        gsize capacity = MAX(t->body_capacity * 2, t->body->len + len);
+        GByteArray *bigger = g_byte_array_sized_new((guint)capacity);
+
+        g_byte_array_append(bigger, t->body->data, t->body->len);
+        explicit_bzero(t->body->data, t->body->len);
+        g_byte_array_unref(t->body);
+        t->body = bigger;
+        t->body_capacity = capacity;
+    }
     g_byte_array_append(t->body, (const guint8 *)buf, (guint)len);
     return len;
+}
+
+static void
+wipe_byte_array(gpointer data)
+{
+    GByteArray *array = data;
+
+    explicit_bzero(array->data, array->len);
+    g_byte_array_unref(array);
 }
 
 /* --- outcomes ----------------------------------------------------------------------------- */
@@ -712,7 +734,7 @@ transfer_free(KdHttpTransfer *t)
     kd_http_request_free(&t->request);
     g_clear_pointer(&t->headers, g_hash_table_unref);
     if (t->body != NULL)
-        g_byte_array_unref(t->body);
+        wipe_byte_array(t->body);
     g_free(t->log_url);
     g_free(t->proxy_label);
     g_clear_object(&t->task);
@@ -869,7 +891,9 @@ transfer_complete(KdHttpTransfer *t, CURLcode code, GPtrArray *outcomes)
         r->reused = connects == 0;
         r->seconds = (double)total_us / 1e6;
         r->headers = g_steal_pointer(&t->headers);
-        r->body = g_byte_array_free_to_bytes(g_steal_pointer(&t->body));
+        /* The caller's GBytes wipes the body when its last reference goes. */
+        r->body = g_bytes_new_with_free_func(t->body->data, t->body->len, wipe_byte_array, t->body);
+        t->body = NULL;
         g_debug("kd-http: %s %s: HTTP %u in %.3f s, %s connection%s%s", t->request->method,
                 t->log_url, r->status, r->seconds, r->reused ? "reused" : "new",
                 t->proxy_label != NULL ? ", through proxy " : "",
@@ -1045,7 +1069,8 @@ kd_http_send_async(KdHttp *http, KdHttpRequest *request, GCancellable *cancellab
     t->request = request;
     t->task = task;
     t->headers = header_table_new();
-    t->body = g_byte_array_new();
+    t->body_capacity = 16384;
+    t->body = g_byte_array_sized_new((guint)t->body_capacity);
     t->log_url = url_without_query(request->url);
     t->proxy_label = proxy_for_url(http, request->url);
     if ((t->easy = curl_easy_init()) == NULL) {
