@@ -2,6 +2,7 @@
  * id_token validation, and the token caches. */
 #include "graph/kd-graph-auth.h"
 #include "graph/kd-graph-auth-private.h"
+#include "graph/kd-json-lex.h"
 #include "graph/kd-graph-client.h"
 #include "graph/kd-http.h"
 
@@ -37,7 +38,6 @@
 #define MAX_INTERVAL_S          60
 #define DEFAULT_DEVICE_EXPIRY_S 900
 #define MAX_DEVICE_EXPIRY_S     3600
-#define JSON_MAX_DEPTH          32
 
 #define ASSERTION_TYPE    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #define DEVICE_CODE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
@@ -112,6 +112,9 @@ struct _KdGraphAuth {
     JsonNode *jwks;
 
     GList *ops; /* unfinished operations, so that free can stop them */
+    /* One immediate second try of an app token or refresh after a network error. Off when the
+     * caller has its own retry pipeline (KdGraphClient), so that retries do not stack. */
+    gboolean network_retry;
 };
 
 struct _KdGraphSession {
@@ -405,290 +408,6 @@ form_encode(const FormField *fields, gsize n)
  * A small strict parser of one JSON object, so that tokens are decoded straight into KdSecrets:
  * json-glib's scanner would leave copies of them in freed memory. */
 
-typedef struct {
-    const char *p;
-    const char *end;
-} Lexer;
-
-typedef struct {
-    KdSecret *secret; /* the decoded string goes here… */
-    char *buf;        /* …or here */
-    gsize len;
-} Sink;
-
-static void
-lex_ws(Lexer *lx)
-{
-    while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r'))
-        lx->p++;
-}
-
-static gboolean
-lex_char(Lexer *lx, char c)
-{
-    lex_ws(lx);
-    if (lx->p >= lx->end || *lx->p != c)
-        return FALSE;
-    lx->p++;
-    return TRUE;
-}
-
-/* At an opening quote: finds the closing one and checks the shape of every escape. */
-static gboolean
-lex_string(Lexer *lx, const char **raw, gsize *raw_len)
-{
-    const char *q;
-
-    if (lx->p >= lx->end || *lx->p != '"')
-        return FALSE;
-    q = lx->p + 1;
-    while (q < lx->end) {
-        guint8 c = (guint8)*q;
-        if (c == '"') {
-            *raw = lx->p + 1;
-            *raw_len = (gsize)(q - *raw);
-            lx->p = q + 1;
-            return TRUE;
-        }
-        if (c < 0x20)
-            return FALSE;
-        if (c != '\\') {
-            q++;
-            continue;
-        }
-        if (lx->end - q < 2)
-            return FALSE;
-        switch (q[1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            q += 2;
-            break;
-        case 'u':
-            if (lx->end - q < 6)
-                return FALSE;
-            for (int k = 2; k < 6; k++)
-                if (!g_ascii_isxdigit(q[k]))
-                    return FALSE;
-            q += 6;
-            break;
-        default:
-            return FALSE;
-        }
-    }
-    return FALSE;
-}
-
-static gboolean
-sink_put(Sink *sink, const void *data, gsize n)
-{
-    if (sink->secret != NULL) {
-        if (!kd_secret_append(sink->secret, data, n))
-            return FALSE;
-    } else {
-        memcpy(sink->buf + sink->len, data, n);
-    }
-    sink->len += n;
-    return TRUE;
-}
-
-static guint
-hex4(const char *p)
-{
-    guint v = 0;
-
-    for (int k = 0; k < 4; k++)
-        v = v << 4 | (guint)g_ascii_xdigit_value(p[k]);
-    return v;
-}
-
-/* Decodes a string lex_string() accepted; never longer than the raw text. */
-static gboolean
-json_unescape(const char *raw, gsize n, Sink *sink)
-{
-    char u[8];
-    gsize i = 0;
-    gboolean ok = FALSE;
-
-    while (i < n) {
-        gsize run = i;
-        gunichar cp;
-
-        while (i < n && raw[i] != '\\')
-            i++;
-        if (i > run && !sink_put(sink, raw + run, i - run))
-            goto fail;
-        if (i >= n)
-            break;
-        switch (raw[i + 1]) {
-        case 'b':
-            cp = '\b';
-            break;
-        case 'f':
-            cp = '\f';
-            break;
-        case 'n':
-            cp = '\n';
-            break;
-        case 'r':
-            cp = '\r';
-            break;
-        case 't':
-            cp = '\t';
-            break;
-        case 'u':
-            cp = hex4(raw + i + 2);
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                goto fail;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                guint lo;
-                if (n - i < 12 || raw[i + 6] != '\\' || raw[i + 7] != 'u')
-                    goto fail;
-                lo = hex4(raw + i + 8);
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    goto fail;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                i += 6;
-            }
-            if (cp == 0)
-                goto fail; /* no NUL inside a C string */
-            i += 4;
-            break;
-        default: /* '"', '\\', '/' */
-            cp = (gunichar)raw[i + 1];
-            break;
-        }
-        i += 2;
-        if (!sink_put(sink, u, (gsize)g_unichar_to_utf8(cp, u)))
-            goto fail;
-    }
-    ok = TRUE;
-fail:
-    explicit_bzero(u, sizeof(u));
-    return ok;
-}
-
-static gboolean
-lex_word(Lexer *lx, const char *word)
-{
-    gsize n = strlen(word);
-
-    if ((gsize)(lx->end - lx->p) < n || memcmp(lx->p, word, n) != 0)
-        return FALSE;
-    lx->p += n;
-    return TRUE;
-}
-
-/* A JSON number; *@integral and *@value when it is an integer that fits in 64 bits. */
-static gboolean
-lex_number(Lexer *lx, gint64 *value, gboolean *integral)
-{
-    const char *s = lx->p, *q = lx->p;
-    char digits[24];
-
-    *integral = TRUE;
-    if (q < lx->end && *q == '-')
-        q++;
-    if (q >= lx->end || !g_ascii_isdigit(*q))
-        return FALSE;
-    if (*q == '0')
-        q++;
-    else
-        while (q < lx->end && g_ascii_isdigit(*q))
-            q++;
-    if (q < lx->end && *q == '.') {
-        *integral = FALSE;
-        if (++q >= lx->end || !g_ascii_isdigit(*q))
-            return FALSE;
-        while (q < lx->end && g_ascii_isdigit(*q))
-            q++;
-    }
-    if (q < lx->end && (*q == 'e' || *q == 'E')) {
-        *integral = FALSE;
-        if (++q < lx->end && (*q == '+' || *q == '-'))
-            q++;
-        if (q >= lx->end || !g_ascii_isdigit(*q))
-            return FALSE;
-        while (q < lx->end && g_ascii_isdigit(*q))
-            q++;
-    }
-    lx->p = q;
-    if (*integral) {
-        if ((gsize)(q - s) >= sizeof(digits)) {
-            *integral = FALSE;
-        } else {
-            memcpy(digits, s, (gsize)(q - s));
-            digits[q - s] = '\0';
-            *integral = g_ascii_string_to_signed(digits, 10, G_MININT64, G_MAXINT64, value, NULL);
-        }
-    }
-    return TRUE;
-}
-
-static gboolean
-lex_skip(Lexer *lx, int depth)
-{
-    const char *raw;
-    gsize raw_len;
-    gint64 v;
-    gboolean integral;
-
-    lex_ws(lx);
-    if (lx->p >= lx->end)
-        return FALSE;
-    switch (*lx->p) {
-    case '"':
-        return lex_string(lx, &raw, &raw_len);
-    case 't':
-        return lex_word(lx, "true");
-    case 'f':
-        return lex_word(lx, "false");
-    case 'n':
-        return lex_word(lx, "null");
-    case '{':
-    case '[': {
-        gboolean object = *lx->p == '{';
-        char close = object ? '}' : ']';
-
-        if (depth >= JSON_MAX_DEPTH)
-            return FALSE;
-        lx->p++;
-        lex_ws(lx);
-        if (lx->p < lx->end && *lx->p == close) {
-            lx->p++;
-            return TRUE;
-        }
-        for (;;) {
-            if (object) {
-                lex_ws(lx);
-                if (!lex_string(lx, &raw, &raw_len) || !lex_char(lx, ':'))
-                    return FALSE;
-            }
-            if (!lex_skip(lx, depth + 1))
-                return FALSE;
-            lex_ws(lx);
-            if (lx->p >= lx->end)
-                return FALSE;
-            if (*lx->p == ',') {
-                lx->p++;
-                continue;
-            }
-            if (*lx->p != close)
-                return FALSE;
-            lx->p++;
-            return TRUE;
-        }
-    }
-    default:
-        return lex_number(lx, &v, &integral);
-    }
-}
-
 typedef enum { F_SECRET, F_STRING, F_INT, F_CODES } FieldKind;
 
 static const struct {
@@ -715,19 +434,19 @@ static const struct {
 };
 
 static gboolean
-parse_string_member(Lexer *lx, KdOAuthReply *reply, gsize field)
+parse_string_member(KdJsonLexer *lx, KdOAuthReply *reply, gsize field)
 {
     guint8 *base = (guint8 *)reply;
     const char *raw;
     gsize raw_len;
-    Sink sink = {0};
+    KdJsonSink sink = {0};
 
-    if (!lex_string(lx, &raw, &raw_len))
+    if (!kd_json_lex_string(lx, &raw, &raw_len))
         return FALSE;
     if (reply_fields[field].kind == F_SECRET) {
         KdSecret **slot = (KdSecret **)(void *)(base + reply_fields[field].offset);
         sink.secret = kd_secret_new(raw_len);
-        if (!json_unescape(raw, raw_len, &sink)) {
+        if (!kd_json_unescape(raw, raw_len, &sink)) {
             secret_clear(&sink.secret);
             return FALSE;
         }
@@ -735,7 +454,7 @@ parse_string_member(Lexer *lx, KdOAuthReply *reply, gsize field)
         return TRUE;
     }
     sink.buf = g_malloc(raw_len + 1);
-    if (!json_unescape(raw, raw_len, &sink)) {
+    if (!kd_json_unescape(raw, raw_len, &sink)) {
         g_free(sink.buf);
         return FALSE;
     }
@@ -755,12 +474,12 @@ parse_string_member(Lexer *lx, KdOAuthReply *reply, gsize field)
 }
 
 static gboolean
-parse_member(Lexer *lx, KdOAuthReply *reply, gsize field)
+parse_member(KdJsonLexer *lx, KdOAuthReply *reply, gsize field)
 {
     gint64 v;
     gboolean integral;
 
-    lex_ws(lx);
+    kd_json_lex_ws(lx);
     if (lx->p >= lx->end)
         return FALSE;
     switch (reply_fields[field].kind) {
@@ -768,37 +487,37 @@ parse_member(Lexer *lx, KdOAuthReply *reply, gsize field)
     case F_STRING:
         if (*lx->p == '"')
             return parse_string_member(lx, reply, field);
-        return lex_skip(lx, 1);
+        return kd_json_lex_skip(lx, 1);
     case F_INT:
         if (*lx->p == '"')
             return parse_string_member(lx, reply, field);
         if (*lx->p != '-' && !g_ascii_isdigit(*lx->p))
-            return lex_skip(lx, 1);
-        if (!lex_number(lx, &v, &integral))
+            return kd_json_lex_skip(lx, 1);
+        if (!kd_json_lex_number(lx, &v, &integral))
             return FALSE;
         if (integral && v >= 0 && v <= G_MAXINT32)
             *(gint64 *)(void *)((guint8 *)reply + reply_fields[field].offset) = v;
         return TRUE;
     case F_CODES:
         if (*lx->p != '[')
-            return lex_skip(lx, 1);
+            return kd_json_lex_skip(lx, 1);
         lx->p++;
-        lex_ws(lx);
+        kd_json_lex_ws(lx);
         if (lx->p < lx->end && *lx->p == ']') {
             lx->p++;
             return TRUE;
         }
         for (gboolean first = TRUE;; first = FALSE) {
-            lex_ws(lx);
+            kd_json_lex_ws(lx);
             if (first && lx->p < lx->end && (*lx->p == '-' || g_ascii_isdigit(*lx->p))) {
-                if (!lex_number(lx, &v, &integral))
+                if (!kd_json_lex_number(lx, &v, &integral))
                     return FALSE;
                 if (integral && v > 0 && v <= G_MAXUINT32)
                     reply->aadsts = (guint)v;
-            } else if (!lex_skip(lx, 2)) {
+            } else if (!kd_json_lex_skip(lx, 2)) {
                 return FALSE;
             }
-            lex_ws(lx);
+            kd_json_lex_ws(lx);
             if (lx->p >= lx->end)
                 return FALSE;
             if (*lx->p == ',') {
@@ -817,15 +536,15 @@ parse_member(Lexer *lx, KdOAuthReply *reply, gsize field)
 gboolean
 kd_oauth_reply_parse(const char *data, gsize len, KdOAuthReply *reply)
 {
-    Lexer lx = {data, data + len};
+    KdJsonLexer lx = {data, data + len};
     guint32 seen = 0;
 
     memset(reply, 0, sizeof(*reply));
     reply->expires_in = -1;
     reply->interval = -1;
-    if (data == NULL || len > MAX_REPLY || !lex_char(&lx, '{'))
+    if (data == NULL || len > MAX_REPLY || !kd_json_lex_char(&lx, '{'))
         goto fail;
-    lex_ws(&lx);
+    kd_json_lex_ws(&lx);
     if (lx.p < lx.end && *lx.p == '}') {
         lx.p++;
         goto done;
@@ -834,8 +553,8 @@ kd_oauth_reply_parse(const char *data, gsize len, KdOAuthReply *reply)
         const char *name;
         gsize name_len, field = G_N_ELEMENTS(reply_fields);
 
-        lex_ws(&lx);
-        if (!lex_string(&lx, &name, &name_len) || !lex_char(&lx, ':'))
+        kd_json_lex_ws(&lx);
+        if (!kd_json_lex_string(&lx, &name, &name_len) || !kd_json_lex_char(&lx, ':'))
             goto fail;
         for (gsize i = 0; i < G_N_ELEMENTS(reply_fields); i++) {
             if (strlen(reply_fields[i].name) == name_len &&
@@ -845,7 +564,7 @@ kd_oauth_reply_parse(const char *data, gsize len, KdOAuthReply *reply)
             }
         }
         if (field == G_N_ELEMENTS(reply_fields)) {
-            if (!lex_skip(&lx, 1))
+            if (!kd_json_lex_skip(&lx, 1))
                 goto fail;
         } else {
             if (seen & (1u << field)) /* a repeated member: which one would count? */
@@ -854,17 +573,17 @@ kd_oauth_reply_parse(const char *data, gsize len, KdOAuthReply *reply)
             if (!parse_member(&lx, reply, field))
                 goto fail;
         }
-        lex_ws(&lx);
+        kd_json_lex_ws(&lx);
         if (lx.p < lx.end && *lx.p == ',') {
             lx.p++;
             continue;
         }
-        if (!lex_char(&lx, '}'))
+        if (!kd_json_lex_char(&lx, '}'))
             goto fail;
         break;
     }
 done:
-    lex_ws(&lx);
+    kd_json_lex_ws(&lx);
     if (lx.p != lx.end)
         goto fail;
     return TRUE;
@@ -1732,6 +1451,7 @@ kd_graph_auth_new(const KdGraphAuthOptions *options, KdHttp *http, GError **erro
     }
     auth = g_new0(KdGraphAuth, 1);
     g_atomic_ref_count_init(&auth->ref);
+    auth->network_retry = TRUE;
     auth->http = http;
     auth->login_url = g_strdup(options->login_url);
     n = strlen(auth->login_url);
@@ -2010,7 +1730,7 @@ on_app_token(GObject *source, GAsyncResult *result, gpointer data)
         goto out;
     if (response == NULL) {
         /* A client-credentials request is idempotent: once more, with a new assertion. */
-        if (op->attempt++ == 0 && worth_retrying(error, FALSE)) {
+        if (op->auth->network_retry && op->attempt++ == 0 && worth_retrying(error, FALSE)) {
             g_debug("app token: %s; trying once more", error->message);
             g_clear_error(&error);
             app_token_send(op);
@@ -2645,7 +2365,7 @@ on_refresh(GObject *source, GAsyncResult *result, gpointer data)
         goto out;
     if (response == NULL) {
         /* Refresh tokens are single use: send again only what surely never left. */
-        if (op->attempt++ == 0 && worth_retrying(error, TRUE)) {
+        if (op->auth->network_retry && op->attempt++ == 0 && worth_retrying(error, TRUE)) {
             g_debug("session refresh: %s; trying once more", error->message);
             g_clear_error(&error);
             refresh_send(op);
@@ -2752,6 +2472,13 @@ kd_graph_session_token_finish(KdGraphSession *session, GAsyncResult *result, GEr
     g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == kd_graph_session_token_async,
                          NULL);
     return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+void
+kd_graph_auth_set_network_retry(KdGraphAuth *auth, gboolean retry)
+{
+    g_return_if_fail(auth != NULL);
+    auth->network_retry = retry;
 }
 
 void

@@ -27,6 +27,10 @@ typedef struct {
 /* Loads the certificate and key (if any). Errors: KD_GRAPH_ERROR_CONFIG. */
 KdGraphAuth *kd_graph_auth_new(const KdGraphAuthOptions *options, KdHttp *http, GError **error);
 void kd_graph_auth_free(KdGraphAuth **auth);
+/* Whether a failed app-token or refresh request is tried once more at once after a network
+ * error (default TRUE). KdGraphClient turns it off: its own pipeline retries token fetches with
+ * backoff and counts them against the call's attempts, so the two never multiply. */
+void kd_graph_auth_set_network_retry(KdGraphAuth *auth, gboolean retry);
 
 /* An app-only access token for Graph, from the cache while it has more than 5 minutes left,
  * else freshly requested. @force drops the cached one first (after a 401). The result is a

@@ -1,7 +1,9 @@
 /* kd-graph-client: the asynchronous, throttle-aware Microsoft Graph client (one per tenant). */
 #include "graph/kd-graph-client.h"
+#include "graph/kd-json-lex.h"
 
 #include <curl/curl.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -322,6 +324,7 @@ typedef struct {
     KdGraphCallFlags flags;
     gboolean idempotent;
     char *client_request_id; /* one GUID for the logical call, the same on every retry */
+    char *secret_member;     /* taken out of a successful answer before json-glib sees it */
 
     guint attempts;        /* requests handed to the transport (and token fetches that failed) */
     guint backoffs;        /* waits without Retry-After so far: the n of base · 2^n */
@@ -380,6 +383,7 @@ call_free(gpointer data)
     g_free(call->url);
     g_free(call->log_path);
     g_free(call->client_request_id);
+    g_free(call->secret_member);
     g_free(call);
 }
 
@@ -406,8 +410,62 @@ call_error(Call *call, KdGraphErrorCode code, guint status, gboolean retryable,
     return kd_graph_error_new(code, &info, "%s", message);
 }
 
+struct _KdGraphReply {
+    guint status;
+    GHashTable *headers; /* lower-cased name → value */
+    JsonNode *json;
+    KdSecret *secret;
+};
+
+guint
+kd_graph_reply_get_status(const KdGraphReply *reply)
+{
+    g_return_val_if_fail(reply != NULL, 0);
+    return reply->status;
+}
+
+const char *
+kd_graph_reply_get_header(const KdGraphReply *reply, const char *name)
+{
+    g_autofree char *lower = NULL;
+
+    g_return_val_if_fail(reply != NULL && name != NULL, NULL);
+    if (reply->headers == NULL)
+        return NULL;
+    lower = g_ascii_strdown(name, -1);
+    return g_hash_table_lookup(reply->headers, lower);
+}
+
+JsonNode *
+kd_graph_reply_get_json(const KdGraphReply *reply)
+{
+    g_return_val_if_fail(reply != NULL, NULL);
+    return reply->json;
+}
+
+KdSecret *
+kd_graph_reply_take_secret(KdGraphReply *reply)
+{
+    g_return_val_if_fail(reply != NULL, NULL);
+    return g_steal_pointer(&reply->secret);
+}
+
+void
+kd_graph_reply_free(KdGraphReply *reply)
+{
+    if (reply == NULL)
+        return;
+    g_clear_pointer(&reply->headers, g_hash_table_unref);
+    g_clear_pointer(&reply->json, json_node_unref);
+    if (reply->secret != NULL) {
+        kd_secret_wipe(reply->secret);
+        kd_secret_unref(reply->secret);
+    }
+    g_free(reply);
+}
+
 static void
-call_complete(GTask *task, JsonNode *node, GError *error)
+call_complete(GTask *task, KdGraphReply *reply, GError *error)
 {
     Call *call = g_task_get_task_data(task);
     gint64 ms = (g_get_monotonic_time() - call->start_us) / 1000;
@@ -420,7 +478,7 @@ call_complete(GTask *task, JsonNode *node, GError *error)
                 call->client_request_id);
         g_task_return_error(task, error);
     } else {
-        g_task_return_pointer(task, node, node != NULL ? (GDestroyNotify)json_node_unref : NULL);
+        g_task_return_pointer(task, reply, (GDestroyNotify)kd_graph_reply_free);
     }
     g_object_unref(task);
 }
@@ -633,19 +691,39 @@ on_response(GTask *task, KdHttpResponse *response)
     if (status >= 200 && status < 300) {
         g_autoptr(JsonParser) parser = json_parser_new();
         g_autoptr(GError) parse_error = NULL;
+        g_autoptr(KdSecret) text = NULL; /* the body, when it holds a secret */
+        KdGraphReply *reply;
         const char *data = NULL;
         gsize len = 0;
+        gboolean parsed;
 
         if (body != NULL)
             data = g_bytes_get_data(body, &len);
+        reply = g_new0(KdGraphReply, 1);
+        reply->status = status;
+        reply->headers = g_hash_table_ref(kd_http_response_get_headers(response));
         if (status == 204 || len == 0) {
-            call_complete(task, NULL, NULL);
+            call_complete(task, reply, NULL);
             return;
         }
-        if (json_parser_load_from_data(parser, data, (gssize)len, &parse_error)) {
-            call_complete(task, json_parser_steal_root(parser), NULL);
+        if (call->secret_member != NULL) {
+            /* json-glib's scanner leaves copies of every string in freed memory: the secret
+             * is taken out of a locked copy of the text first (kd-json-lex.h). */
+            text = kd_secret_new_from(data, len);
+            data = kd_secret_get_string(text);
+            parsed = kd_json_take_secret((char *)(uintptr_t)data, len, call->secret_member,
+                                         &reply->secret);
+            if (!parsed)
+                g_set_error_literal(&parse_error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_INVALID_DATA,
+                                    "not one well-formed JSON object");
+        }
+        if (parse_error == NULL &&
+            json_parser_load_from_data(parser, data, (gssize)len, &parse_error)) {
+            reply->json = json_parser_steal_root(parser);
+            call_complete(task, reply, NULL);
             return;
         }
+        kd_graph_reply_free(reply);
         rid = g_strdup(header_rid);
         info.request_id = rid;
         if (!call->idempotent) {
@@ -841,10 +919,10 @@ call_attempt(GTask *task)
     kd_graph_auth_app_token_async(client->auth, force, call->inner, on_token, task);
 }
 
-void
-kd_graph_client_call_async(KdGraphClient *client, const char *method, const char *path,
-                           JsonNode *body, KdGraphCallFlags flags, GCancellable *cancellable,
-                           GAsyncReadyCallback callback, gpointer user_data)
+static void
+call_start(KdGraphClient *client, const char *method, const char *path, JsonNode *body,
+           KdGraphCallFlags flags, const char *secret_member, GCancellable *cancellable,
+           GAsyncReadyCallback callback, gpointer user_data)
 {
     GTask *task;
     Call *call;
@@ -863,6 +941,7 @@ kd_graph_client_call_async(KdGraphClient *client, const char *method, const char
     call->flags = flags;
     call->idempotent = (flags & KD_GRAPH_CALL_IDEMPOTENT) || method_is_idempotent(method);
     call->client_request_id = g_uuid_string_random();
+    call->secret_member = g_strdup(secret_member);
     call->session_generation = client->session_generation;
     call->start_us = g_get_monotonic_time();
     call->deadline_us = call->start_us + (gint64)client->deadline_s * G_USEC_PER_SEC;
@@ -921,12 +1000,43 @@ kd_graph_client_call_async(KdGraphClient *client, const char *method, const char
     call_attempt(task);
 }
 
-JsonNode *
-kd_graph_client_call_finish(KdGraphClient *client, GAsyncResult *result, GError **error)
+void
+kd_graph_client_call_async(KdGraphClient *client, const char *method, const char *path,
+                           JsonNode *body, KdGraphCallFlags flags, GCancellable *cancellable,
+                           GAsyncReadyCallback callback, gpointer user_data)
+{
+    call_start(client, method, path, body, flags, NULL, cancellable, callback, user_data);
+}
+
+void
+kd_graph_client_call_secret_async(KdGraphClient *client, const char *method, const char *path,
+                                  JsonNode *body, KdGraphCallFlags flags, const char *secret_member,
+                                  GCancellable *cancellable, GAsyncReadyCallback callback,
+                                  gpointer user_data)
+{
+    g_return_if_fail(secret_member != NULL);
+    call_start(client, method, path, body, flags, secret_member, cancellable, callback, user_data);
+}
+
+KdGraphReply *
+kd_graph_client_call_finish_reply(KdGraphClient *client, GAsyncResult *result, GError **error)
 {
     g_return_val_if_fail(g_task_is_valid(result, client), NULL);
     g_return_val_if_fail(g_task_get_source_tag(G_TASK(result)) == kd_graph_client_call_async, NULL);
     return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+JsonNode *
+kd_graph_client_call_finish(KdGraphClient *client, GAsyncResult *result, GError **error)
+{
+    KdGraphReply *reply = kd_graph_client_call_finish_reply(client, result, error);
+    JsonNode *json;
+
+    if (reply == NULL)
+        return NULL;
+    json = g_steal_pointer(&reply->json);
+    kd_graph_reply_free(reply);
+    return json;
 }
 
 /* --- paging ------------------------------------------------------------------------------- */
@@ -1212,5 +1322,8 @@ kd_graph_client_new(const KdGraphOptions *options, GError **error)
     client->auth = kd_graph_auth_new(&auth_options, client->http, error);
     if (client->auth == NULL)
         return NULL;
+    /* Token fetches are retried by this client's pipeline (on_token), with backoff and within
+     * the call's attempts; the auth's own immediate retry would double them. */
+    kd_graph_auth_set_network_retry(client->auth, FALSE);
     return g_steal_pointer(&client);
 }

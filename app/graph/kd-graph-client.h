@@ -68,6 +68,35 @@ void kd_graph_client_call_async(KdGraphClient *client, const char *method, const
                                 GAsyncReadyCallback callback, gpointer user_data);
 JsonNode *kd_graph_client_call_finish(KdGraphClient *client, GAsyncResult *result, GError **error);
 
+/* What a successful call answered, for callers that need more than the body. */
+typedef struct _KdGraphReply KdGraphReply;
+/* Like kd_graph_client_call_finish(), with the status and the response headers. */
+KdGraphReply *kd_graph_client_call_finish_reply(KdGraphClient *client, GAsyncResult *result,
+                                                GError **error);
+guint kd_graph_reply_get_status(const KdGraphReply *reply);
+/* A response header by name (any case), or NULL: request-id, x-ms-resource-unit,
+ * x-ms-throttle-limit-percentage, Location, … */
+const char *kd_graph_reply_get_header(const KdGraphReply *reply, const char *name);
+/* The parsed body (owned by the reply), or NULL for 204 / an empty body. */
+JsonNode *kd_graph_reply_get_json(const KdGraphReply *reply);
+/* The secret member named in kd_graph_client_call_secret_async() (a new reference the caller
+ * owns from now on), or NULL when the answer had none. */
+KdSecret *kd_graph_reply_take_secret(KdGraphReply *reply);
+void kd_graph_reply_free(KdGraphReply *reply);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(KdGraphReply, kd_graph_reply_free)
+
+/*
+ * A call whose successful answer holds a secret in the top-level string member @secret_member
+ * (a Temporary Access Pass's "temporaryAccessPass"). The secret is decoded from the raw body
+ * straight into a KdSecret and blanked out of the text before json-glib parses the rest, so no
+ * unwiped copy of it is left in freed memory; the reply's JSON has "" in its place. Finish with
+ * kd_graph_client_call_finish_reply() and take it with kd_graph_reply_take_secret().
+ */
+void kd_graph_client_call_secret_async(KdGraphClient *client, const char *method, const char *path,
+                                       JsonNode *body, KdGraphCallFlags flags,
+                                       const char *secret_member, GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+
 /*
  * A collection, page by page: @page is called with each page's "value" array (owned by the
  * client; copy what you keep) and returns FALSE to stop early. Follows @odata.nextLink

@@ -1082,31 +1082,20 @@ kd_graph_tap_free(KdGraphTap *tap)
     g_free(tap);
 }
 
-/* Overwrites a string json-glib holds, so the pass does not linger in the parsed response. */
-static void
-wipe_json_string(JsonObject *o, const char *name)
-{
-    const char *text = kd_json_get_string(o, name);
-
-    if (text != NULL)
-        explicit_bzero((char *)(uintptr_t)text, strlen(text));
-}
-
+/* @pass was taken out of the answer's text before json-glib parsed it (kd-json-lex.h), so no
+ * copy of it exists outside locked memory; the JSON holds "" in its place. */
 static KdGraphTap *
-tap_from_json(JsonObject *o, GError **error)
+tap_from_json(JsonObject *o, KdSecret *pass, GError **error)
 {
-    const char *pass = kd_json_get_string(o, "temporaryAccessPass");
     KdGraphTap *tap;
 
-    if (kd_json_get_string(o, "id") == NULL || pass == NULL || *pass == '\0') {
-        wipe_json_string(o, "temporaryAccessPass");
+    if (kd_json_get_string(o, "id") == NULL || pass == NULL || kd_secret_get_length(pass) == 0) {
         g_propagate_error(error, bad_response("a Temporary Access Pass without an id or a pass"));
         return NULL;
     }
     tap = g_new0(KdGraphTap, 1);
     tap->id = dup_string(o, "id");
-    tap->pass = kd_secret_new_from(pass, strlen(pass));
-    wipe_json_string(o, "temporaryAccessPass");
+    tap->pass = kd_secret_ref(pass);
     tap->created = dup_string(o, "createdDateTime");
     tap->start = dup_string(o, "startDateTime");
     tap->start_unix = parse_time(tap->start);
@@ -1171,7 +1160,8 @@ create_tap_done(GObject *source, GAsyncResult *res, gpointer user_data)
     GTask *task = user_data;
     CreateTap *c = g_task_get_task_data(task);
     GError *error = NULL;
-    JsonNode *root = kd_graph_client_call_finish(KD_GRAPH_CLIENT(source), res, &error);
+    KdGraphReply *reply = kd_graph_client_call_finish_reply(KD_GRAPH_CLIENT(source), res, &error);
+    g_autoptr(KdSecret) pass = reply != NULL ? kd_graph_reply_take_secret(reply) : NULL;
     KdGraphTap *tap;
 
     if (g_error_matches(error, KD_GRAPH_ERROR, KD_GRAPH_ERROR_UNKNOWN_OUTCOME)) {
@@ -1188,13 +1178,13 @@ create_tap_done(GObject *source, GAsyncResult *res, gpointer user_data)
     }
     if (error != NULL) {
         g_task_return_error(task, error);
-    } else if ((tap = tap_from_json(root_object(root), &error)) != NULL) {
+    } else if ((tap = tap_from_json(root_object(kd_graph_reply_get_json(reply)), pass, &error)) !=
+               NULL) {
         g_task_return_pointer(task, tap, (GDestroyNotify)kd_graph_tap_free);
     } else {
         g_task_return_error(task, error);
     }
-    if (root != NULL)
-        json_node_unref(root);
+    kd_graph_reply_free(reply);
     g_object_unref(task);
 }
 
@@ -1223,9 +1213,9 @@ kd_graph_create_tap_async(KdGraphClient *client, const char *user, guint lifetim
     task = op_task_new(client, cancellable, callback, user_data, kd_graph_create_tap_async);
     g_task_set_task_data(task, c, create_tap_free);
     path = methods_path(user, KD_GRAPH_METHOD_TEMPORARY_ACCESS_PASS);
-    kd_graph_client_call_async(client, "POST", path, c->body,
-                               op_flags(flags, KD_GRAPH_CALL_INTERACTIVE), cancellable,
-                               create_tap_done, task);
+    kd_graph_client_call_secret_async(client, "POST", path, c->body,
+                                      op_flags(flags, KD_GRAPH_CALL_INTERACTIVE),
+                                      "temporaryAccessPass", cancellable, create_tap_done, task);
 }
 
 KdGraphTap *

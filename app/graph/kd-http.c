@@ -372,6 +372,13 @@ kd_http_response_get_seconds(const KdHttpResponse *response)
     return response->seconds;
 }
 
+GHashTable *
+kd_http_response_get_headers(const KdHttpResponse *response)
+{
+    g_return_val_if_fail(response != NULL, NULL);
+    return response->headers;
+}
+
 gboolean
 kd_http_response_get_reused_connection(const KdHttpResponse *response)
 {

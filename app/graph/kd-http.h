@@ -61,6 +61,8 @@ KdHttpResponse *kd_http_send_finish(KdHttp *http, GAsyncResult *result, GError *
 guint kd_http_response_get_status(const KdHttpResponse *response);
 /* A response header by case-insensitive name (last value if repeated), or NULL. */
 const char *kd_http_response_get_header(const KdHttpResponse *response, const char *name);
+/* Every header: lower-cased name → value (the last one if repeated); owned by the response. */
+GHashTable *kd_http_response_get_headers(const KdHttpResponse *response);
 /* The body (empty, never NULL, when there was none); owned by the response. */
 GBytes *kd_http_response_get_body(const KdHttpResponse *response);
 /* Seconds the whole exchange took (curl's total time). */

@@ -220,3 +220,9 @@ kd_test_run_until(const gboolean *done, guint timeout_ms)
         g_source_remove(id);
     return *done;
 }
+
+double
+kd_test_slack(double seconds)
+{
+    return g_getenv("KD_TEST_SLOW") != NULL ? seconds * 10 : seconds;
+}

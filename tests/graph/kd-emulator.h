@@ -48,6 +48,10 @@ JsonNode *kd_emulator_requests(KdEmulator *emu, gint64 since);
 #define KD_EMU_USER_DAVE     "3b1c2d4e-0000-4000-8000-000000000005"
 #define KD_EMU_GROUP         "7d7e7f80-1111-4222-8333-444455556666"
 
+/* Slack for a timing check: @seconds, or ten times that when the test runs under valgrind
+ * (KD_TEST_SLOW is set), where everything the client does is some 20× slower. */
+double kd_test_slack(double seconds);
+
 /* Runs the default main context until @done is TRUE or @timeout_ms pass; FALSE on timeout. */
 gboolean kd_test_run_until(const gboolean *done, guint timeout_ms);
 
