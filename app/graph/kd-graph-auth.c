@@ -3,7 +3,6 @@
 #include "graph/kd-graph-auth.h"
 #include "graph/kd-graph-auth-private.h"
 #include "graph/kd-json-lex.h"
-#include "graph/kd-graph-client.h"
 #include "graph/kd-http.h"
 
 #include <errno.h>

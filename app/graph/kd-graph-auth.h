@@ -9,6 +9,11 @@
 
 G_BEGIN_DECLS
 
+typedef enum {
+    KD_GRAPH_ASSERTION_PS256 = 0, /* PS256 + x5t#S256 (the current Entra documentation) */
+    KD_GRAPH_ASSERTION_RS256 = 1, /* RS256 + x5t (SHA-1), as older MSAL does */
+} KdGraphAssertionAlg;
+
 typedef struct _KdHttp KdHttp;
 typedef struct _KdGraphAuth KdGraphAuth;
 typedef struct _KdGraphSession KdGraphSession;

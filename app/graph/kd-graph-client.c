@@ -101,40 +101,6 @@ G_DEFINE_FINAL_TYPE(KdGraphClient, kd_graph_client, G_TYPE_OBJECT)
 /* --- helpers ------------------------------------------------------------------------------ */
 
 static gboolean
-str_is_digits(const char *s)
-{
-    if (*s == '\0')
-        return FALSE;
-    for (; *s != '\0'; s++)
-        if (!g_ascii_isdigit(*s))
-            return FALSE;
-    return TRUE;
-}
-
-gint64
-kd_graph_retry_after_ms(const char *value)
-{
-    g_autofree char *v = NULL;
-    time_t when;
-
-    if (value == NULL)
-        return -1;
-    v = g_strstrip(g_strdup(value));
-    if (str_is_digits(v)) {
-        /* Anything beyond a day is as good as "not within any deadline". */
-        if (strlen(v) > 6)
-            return (gint64)86400 * 1000;
-        return MIN(g_ascii_strtoll(v, NULL, 10), 86400) * 1000;
-    }
-    when = curl_getdate(v, NULL);
-    if (when == (time_t)-1)
-        return -1;
-    if (when <= time(NULL))
-        return 0;
-    return MIN((gint64)(when - time(NULL)), 86400) * 1000;
-}
-
-static gboolean
 method_is_idempotent(const char *method)
 {
     static const char *const safe[] = {"GET", "PUT", "DELETE", "HEAD", "OPTIONS"};

@@ -5,14 +5,10 @@
 #include <json-glib/json-glib.h>
 
 #include "base/kd-secret.h"
+#include "graph/kd-graph-auth.h"
 #include "graph/kd-graph-error.h"
 
 G_BEGIN_DECLS
-
-typedef enum {
-    KD_GRAPH_ASSERTION_PS256 = 0, /* PS256 + x5t#S256 (the current Entra documentation) */
-    KD_GRAPH_ASSERTION_RS256 = 1, /* RS256 + x5t (SHA-1), as older MSAL does */
-} KdGraphAssertionAlg;
 
 /* Everything the client needs; core/ fills it from KdConfig (graph/ knows nothing of core/). */
 typedef struct {
@@ -111,14 +107,12 @@ gboolean kd_graph_client_list_finish(KdGraphClient *client, GAsyncResult *result
 
 /* The signed-in operator's delegated session (device code, see kd-graph-auth.h). The client
  * keeps its own reference and wipes it on kd_graph_client_sign_out(). */
-typedef struct _KdGraphSession KdGraphSession;
 void kd_graph_client_set_session(KdGraphClient *client, KdGraphSession *session);
 void kd_graph_client_sign_out(KdGraphClient *client);
 /* The session set with kd_graph_client_set_session() (not a new reference), or NULL. */
 KdGraphSession *kd_graph_client_get_session(KdGraphClient *client);
 
 /* The client's token source, to start a device-code sign-in with (kd-graph-auth.h). */
-typedef struct _KdGraphAuth KdGraphAuth;
 KdGraphAuth *kd_graph_client_get_auth(KdGraphClient *client);
 /* The Graph base URL in use, without a trailing "/" (nextLinks must start with it). */
 const char *kd_graph_client_get_graph_url(KdGraphClient *client);
@@ -126,9 +120,5 @@ const char *kd_graph_client_get_graph_url(KdGraphClient *client);
 /* "ada@contoso.com" → "ada%40contoso.com"; "#" → "%23"; a leading "$" is handled by the
  * caller using the users('…') form (see kd-graph-ops.h). */
 char *kd_graph_escape_segment(const char *segment);
-
-/* A Retry-After value (delta seconds or HTTP-date) → milliseconds to wait (at most a day), or
- * -1 when absent or unreadable. Also for $batch items, whose Retry-After is in the item. */
-gint64 kd_graph_retry_after_ms(const char *value);
 
 G_END_DECLS

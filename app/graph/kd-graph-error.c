@@ -1,8 +1,10 @@
 /* kd-graph-error: the one error domain of app/graph, carrying what Graph said and what to do. */
 #include "graph/kd-graph-error.h"
 
+#include <curl/curl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 typedef KdGraphErrorInfo KdGraphErrorPrivate;
 
@@ -81,4 +83,40 @@ kd_graph_error_code_name(KdGraphErrorCode code)
     if ((guint)code < G_N_ELEMENTS(names) && names[code] != NULL)
         return names[code];
     return "unknown";
+}
+
+/* --- Retry-After ------------------------------------------------------------------------- */
+
+static gboolean
+str_is_digits(const char *s)
+{
+    if (*s == '\0')
+        return FALSE;
+    for (; *s != '\0'; s++)
+        if (!g_ascii_isdigit(*s))
+            return FALSE;
+    return TRUE;
+}
+
+gint64
+kd_graph_retry_after_ms(const char *value)
+{
+    g_autofree char *v = NULL;
+    time_t when;
+
+    if (value == NULL)
+        return -1;
+    v = g_strstrip(g_strdup(value));
+    if (str_is_digits(v)) {
+        /* Anything beyond a day is as good as "not within any deadline". */
+        if (strlen(v) > 6)
+            return (gint64)86400 * 1000;
+        return MIN(g_ascii_strtoll(v, NULL, 10), 86400) * 1000;
+    }
+    when = curl_getdate(v, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    if (when <= time(NULL))
+        return 0;
+    return MIN((gint64)(when - time(NULL)), 86400) * 1000;
 }

@@ -51,4 +51,8 @@ GError *kd_graph_error_new(KdGraphErrorCode code, const KdGraphErrorInfo *info, 
 /* Short fixed name of a code ("throttled"), for logs. */
 const char *kd_graph_error_code_name(KdGraphErrorCode code);
 
+/* A Retry-After value (delta seconds or HTTP-date) → milliseconds to wait (at most a day), or
+ * -1 when absent or unreadable. Also for $batch items, whose Retry-After is in the item. */
+gint64 kd_graph_retry_after_ms(const char *value);
+
 G_END_DECLS
