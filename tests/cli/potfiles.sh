@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$1"
 listed=$(grep -v '^#' po/POTFILES.in | sed '/^$/d' | sort)
-found=$(grep -rlE '(^|[^A-Za-z0-9_])(_|N_|C_|ngettext)\(|translatable="yes"' app --include='*.c' --include='*.ui' | sort)
+found=$(grep -rlE '(^|[^A-Za-z0-9_])(_|N_|C_|ngettext)\(|translatable="yes"' app hw --include='*.c' --include='*.ui' | sort)
 missing=$(comm -13 <(echo "$listed") <(echo "$found"))
 stale=$(comm -23 <(echo "$listed") <(echo "$found"))
 status=0
