@@ -5,8 +5,8 @@
  *
  *   umockdev-wrapper build/bench/hw-arrival [-n ARRIVALS]
  *
- * Prints "figure: arrival_latency_ms <median>", "figure: arrival_latency_p90_ms <p90>",
- * "figure: arrival_latency_baseline_ms <median>", "figure: arrival_latency_baseline_p90_ms".
+ * Prints "figure: arrival_latency_ms <median> ms", "figure: arrival_latency_p90_ms <p90> ms",
+ * "figure: arrival_latency_baseline_ms <median> ms", "figure: arrival_latency_baseline_p90_ms".
  */
 #include <libusb.h>
 #include <stdio.h>
@@ -188,9 +188,9 @@ main(int argc, char **argv)
     if (!ok)
         return 1;
     printf("arrivals: %u (umockdev uevent \"add\" -> event)\n", n);
-    printf("figure: arrival_latency_ms %.3f\n", percentile(lat, n, 0.5));
-    printf("figure: arrival_latency_p90_ms %.3f\n", percentile(lat, n, 0.9));
-    printf("figure: arrival_latency_baseline_ms %.3f\n", percentile(base, n, 0.5));
-    printf("figure: arrival_latency_baseline_p90_ms %.3f\n", percentile(base, n, 0.9));
+    printf("figure: arrival_latency_ms %.3f ms\n", percentile(lat, n, 0.5));
+    printf("figure: arrival_latency_p90_ms %.3f ms\n", percentile(lat, n, 0.9));
+    printf("figure: arrival_latency_baseline_ms %.3f ms\n", percentile(base, n, 0.5));
+    printf("figure: arrival_latency_baseline_p90_ms %.3f ms\n", percentile(base, n, 0.9));
     return 0;
 }

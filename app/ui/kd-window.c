@@ -37,6 +37,8 @@ struct _KdWindow {
     GPtrArray *history; /* page ids, owned */
     GCancellable *apply_cancellable;
 
+    KdKeyRoster *keys;
+
     KdIdle *idle;
     guint idle_source;
     gulong after_paint_handler;
@@ -454,6 +456,8 @@ after_paint(GdkFrameClock *clock, KdWindow *self)
     }
     kd_service_notify_ready("Showing the welcome page");
     self->watchdog_source = kd_service_watchdog_start();
+    /* libusb starts after the first frame: a visitor sees the kiosk before keys are read. */
+    kd_key_roster_start(self->keys, NULL);
 }
 
 static void
@@ -535,6 +539,7 @@ kd_window_finalize(GObject *object)
 
     kd_idle_free(&self->idle);
     g_ptr_array_unref(self->history);
+    g_clear_object(&self->keys);
     G_OBJECT_CLASS(kd_window_parent_class)->finalize(object);
 }
 
@@ -576,6 +581,14 @@ kd_window_init(KdWindow *self)
 {
     gtk_widget_init_template(GTK_WIDGET(self));
     self->history = g_ptr_array_new_with_free_func(g_free);
+    self->keys = kd_key_roster_new();
+}
+
+KdKeyRoster *
+kd_window_get_keys(KdWindow *self)
+{
+    g_return_val_if_fail(KD_IS_WINDOW(self), NULL);
+    return self->keys;
 }
 
 KdWindow *

@@ -4,6 +4,7 @@
 #include <gtk/gtk.h>
 
 #include "core/kd-config.h"
+#include "core/kd-key-roster.h"
 #include "core/kd-session.h"
 #include "kd-pages.h"
 
@@ -24,6 +25,9 @@ KdWindow *kd_window_new(GtkApplication *app, const KdConfig *config, const KdPag
 const KdConfig *kd_window_get_config(KdWindow *window);
 /* The visitor's session while a flow runs, else NULL. */
 KdSession *kd_window_get_session(KdWindow *window);
+
+/* The security keys at this desk (USB watching starts once the first frame is on screen). */
+KdKeyRoster *kd_window_get_keys(KdWindow *window);
 
 /* The flows this desk offers now: enabled in the config and with their pages available. */
 GArray *kd_window_get_flows(KdWindow *window); /* of const KdFlowEntry *; g_array_unref */

@@ -4,6 +4,7 @@
 #include <glib/gi18n.h>
 
 #include "kd-build-config.h"
+#include "core/kd-key-roster.h"
 #include "kd-window.h"
 
 struct _KdStatusPage {
@@ -24,6 +25,11 @@ struct _KdStatusPage {
     GtkLabel *idle_value;
     GtkLabel *tracking_value;
     GtkLabel *state_value;
+    GtkLabel *keys_value;
+    GtkButton *virtual_button;
+
+    KdKeyRoster *roster; /* the window's, while this page is on screen */
+    gulong roster_changed;
 };
 
 G_DEFINE_FINAL_TYPE(KdStatusPage, kd_status_page, KD_TYPE_PAGE)
@@ -122,6 +128,53 @@ describe_tracking(const KdConfig *cfg)
 }
 
 static void
+update_keys(KdStatusPage *self)
+{
+    GPtrArray *entries = kd_key_roster_get_entries(self->roster);
+    const GError *watch_error = kd_key_roster_get_watch_error(self->roster);
+    g_autoptr(GString) text = g_string_new(NULL);
+
+    for (guint i = 0; i < entries->len; i++) {
+        g_autofree char *line = kd_key_roster_describe(g_ptr_array_index(entries, i));
+        if (text->len > 0)
+            g_string_append_c(text, '\n');
+        g_string_append(text, line);
+    }
+    if (entries->len == 0)
+        g_string_append(text, _("No security key is plugged in."));
+    if (watch_error != NULL)
+        g_string_append_printf(text, _("\nNot watching USB: %s"), watch_error->message);
+    gtk_label_set_text(self->keys_value, text->str);
+    gtk_button_set_label(self->virtual_button, kd_key_roster_has_virtual(self->roster)
+                                                   ? _("Remove the virtual key")
+                                                   : _("Insert a virtual key"));
+}
+
+static void
+virtual_clicked(GtkButton *button, KdStatusPage *self)
+{
+    if (self->roster == NULL)
+        return;
+    if (kd_key_roster_has_virtual(self->roster))
+        kd_key_roster_remove_virtual(self->roster);
+    else
+        kd_key_roster_insert_virtual(self->roster);
+}
+
+static void
+watch_roster(KdStatusPage *self, KdKeyRoster *roster)
+{
+    if (self->roster == roster)
+        return;
+    if (self->roster != NULL)
+        g_clear_signal_handler(&self->roster_changed, self->roster);
+    g_set_object(&self->roster, roster);
+    if (roster != NULL)
+        self->roster_changed =
+            g_signal_connect_swapped(roster, "changed", G_CALLBACK(update_keys), self);
+}
+
+static void
 kd_status_page_shown(KdPage *page)
 {
     KdStatusPage *self = KD_STATUS_PAGE(page);
@@ -160,6 +213,27 @@ kd_status_page_shown(KdPage *page)
     set_value(self->idle_value, idle);
     set_value(self->tracking_value, tracking);
     set_value(self->state_value, cfg->state_dir);
+
+    /* The keys at this desk, kept current while the page is on screen; demo mode can plug in
+     * the software key. */
+    watch_roster(self, kd_window_get_keys(kd_page_get_window(page)));
+    gtk_widget_set_visible(GTK_WIDGET(self->virtual_button), cfg->demo && self->roster != NULL);
+    if (self->roster != NULL)
+        update_keys(self);
+}
+
+static void
+kd_status_page_unmap(GtkWidget *widget)
+{
+    watch_roster(KD_STATUS_PAGE(widget), NULL);
+    GTK_WIDGET_CLASS(kd_status_page_parent_class)->unmap(widget);
+}
+
+static void
+kd_status_page_dispose(GObject *object)
+{
+    watch_roster(KD_STATUS_PAGE(object), NULL);
+    G_OBJECT_CLASS(kd_status_page_parent_class)->dispose(object);
 }
 
 static void
@@ -193,6 +267,11 @@ kd_status_page_class_init(KdStatusPageClass *klass)
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, idle_value);
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, tracking_value);
     gtk_widget_class_bind_template_child(widget_class, KdStatusPage, state_value);
+    gtk_widget_class_bind_template_child(widget_class, KdStatusPage, keys_value);
+    gtk_widget_class_bind_template_child(widget_class, KdStatusPage, virtual_button);
+    gtk_widget_class_bind_template_callback(widget_class, virtual_clicked);
+    G_OBJECT_CLASS(klass)->dispose = kd_status_page_dispose;
+    widget_class->unmap = kd_status_page_unmap;
     page_class->shown = kd_status_page_shown;
     page_class->locale_changed = kd_status_page_locale_changed;
 }
