@@ -38,22 +38,11 @@ endif()
 # The full stack: libfido2's enumeration and hidraw backend on the soft key as a umockdev hidraw
 # node (tests/softkey/softkey-hidraw.h), under umockdev's preload (ASan first, testinfra §6).
 if(EXISTS ${PROJECT_SOURCE_DIR}/tests/softkey/softkey-hidraw.c)
-  pkg_check_modules(KD_KEYOPS_UMOCKDEV IMPORTED_TARGET umockdev-1.0)
-  find_program(KD_KEYOPS_UMOCKDEV_WRAPPER umockdev-wrapper)
-  if(KD_KEYOPS_UMOCKDEV_FOUND AND KD_KEYOPS_UMOCKDEV_WRAPPER)
-    if(KD_SANITIZE)
-      execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
-        OUTPUT_VARIABLE KD_KEYOPS_LIBASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
-      set(KD_KEYOPS_WRAPPER env "LD_PRELOAD=${KD_KEYOPS_LIBASAN}:libumockdev-preload.so.0")
-    else()
-      set(KD_KEYOPS_WRAPPER ${KD_KEYOPS_UMOCKDEV_WRAPPER})
-    endif()
-    kd_cmocka(hw-key-hidraw SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-hidraw.c
-      LIBS kd_hw kd_softkey_hidraw LABELS hw WRAPPER ${KD_KEYOPS_WRAPPER})
-    target_include_directories(hw-key-hidraw PRIVATE ${CMAKE_CURRENT_LIST_DIR}
-      ${PROJECT_SOURCE_DIR}/tests/softkey)
-    target_compile_definitions(hw-key-hidraw PRIVATE
-      KD_PYTHON="${KD_PYTHON}"
-      KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
-  endif()
+  kd_cmocka(hw-key-hidraw SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-hidraw.c
+    LIBS kd_hw kd_softkey_hidraw LABELS hw WRAPPER ${KD_UMOCKDEV_WRAPPER})
+  target_include_directories(hw-key-hidraw PRIVATE ${CMAKE_CURRENT_LIST_DIR}
+    ${PROJECT_SOURCE_DIR}/tests/softkey)
+  target_compile_definitions(hw-key-hidraw PRIVATE
+    KD_PYTHON="${KD_PYTHON}"
+    KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
 endif()
