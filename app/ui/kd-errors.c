@@ -4,6 +4,8 @@
 #include <gio/gio.h>
 #include <glib/gi18n.h>
 
+#include "hw/kd-key-error.h"
+
 /* Each layer adds its error domain here as it lands (graph, keys, store), so that the
  * wording stays consistent and lives in one translatable file. */
 char *
@@ -11,6 +13,16 @@ kd_errors_describe(const GError *error)
 {
     if (error == NULL)
         return g_strdup(_("Something went wrong. Please try again."));
+
+    if (error->domain == KD_KEY_ERROR) {
+        /* hw/ words every key error for the person holding the key (kd-key-error.c, already
+         * translated, with the tries left or the key's PIN rule where they matter). */
+        if (error->code == KD_KEY_ERROR_CANCELLED)
+            return g_strdup(_("Stopped. Nothing was changed."));
+        if (error->message != NULL && *error->message != '\0')
+            return g_strdup(error->message);
+        return g_strdup(kd_key_error_sentence((KdKeyErrorCode)error->code));
+    }
 
     if (error->domain == G_IO_ERROR) {
         switch (error->code) {
