@@ -483,6 +483,12 @@ void
 softkey_plug(SoftKey *key)
 {
     g_mutex_lock(&key->lock);
+    /* A power cycle even when the key was never unplugged: whatever it was doing stops and its
+     * answer is never sent, as when a real key loses power. */
+    key->cancel = true;
+    key->generation++;
+    key->rx_active = false;
+    key->req_pending = false;
     key->plugged = true;
     key->removed = false;
     key->removal_countdown = -1;

@@ -77,7 +77,9 @@ void softkey_set_pin(SoftKey *key, const char *pin);
 /* Retry counters as getPINRetries reports them (8 fresh; 0 = blocked for good). */
 unsigned softkey_get_pin_retries(SoftKey *key);
 /* Unplug (reads/writes fail as if removed) and plug in again (power-up: clears the
- * three-wrong-PINs block, and opens the 10-second window in which reset is allowed). */
+ * three-wrong-PINs block, and opens the 10-second window in which reset is allowed). Plugging
+ * in is a full power cycle even without an unplug first: a request in progress is dropped
+ * and never answered. */
 void softkey_unplug(SoftKey *key);
 void softkey_plug(SoftKey *key);
 /* Number of discoverable credentials stored. */
