@@ -1,5 +1,6 @@
 /* kd-config: reads keydesk.conf and turns every mistake in it into a line a person can act on. */
 #include "core/kd-config.h"
+#include "core/kd-config-text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,12 +12,8 @@
 
 /* A kiosk config is a page of text; anything bigger is a wrong path, not a config. */
 #define KD_CONFIG_MAX_SIZE (1024 * 1024)
-/* Enough to recognise a value without one bad key flooding the journal. */
-#define KD_SHOWN_MAX_CHARS 200
 /* Past this many broken lines the file is not a keydesk config, and more lines help nobody. */
 #define KD_MAX_SYNTAX_ERRORS 20
-/* Typos are a letter or two; a looser match suggests nonsense. */
-#define KD_SUGGEST_MAX_EDITS 2
 
 #define KD_GUID_SHAPE "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hexadecimal"
 
@@ -104,86 +101,6 @@ typedef enum {
     KD_FILE_CREDENTIAL, /* a private key or secret: nobody else may even read it */
 } KdFileKind;
 
-/*
- * Problems end up in a terminal or the journal, so a value is never printed raw: control
- * characters could forge extra lines, and bidi/format characters could make it read as
- * something else.
- */
-static char *
-printable(const char *s)
-{
-    GString *out = g_string_new(NULL);
-    const char *p = s;
-    guint chars = 0;
-
-    while (*p != '\0') {
-        guchar b = (guchar)*p;
-
-        if (chars == KD_SHOWN_MAX_CHARS) {
-            g_string_append(out, "…");
-            break;
-        }
-        chars++;
-        if (b < 0x80) {
-            if (b == '\n')
-                g_string_append(out, "\\n");
-            else if (b == '\t')
-                g_string_append(out, "\\t");
-            else if (b == '\r')
-                g_string_append(out, "\\r");
-            else if (b < 0x20 || b == 0x7f)
-                g_string_append_printf(out, "\\x%02x", b);
-            else
-                g_string_append_c(out, (char)b);
-            p++;
-            continue;
-        }
-
-        gunichar ch = g_utf8_get_char_validated(p, -1);
-        if (ch == (gunichar)-1 || ch == (gunichar)-2) {
-            g_string_append_printf(out, "\\x%02x", b);
-            p++;
-            continue;
-        }
-        const char *next = p + g_utf8_skip[b];
-        GUnicodeType type = g_unichar_type(ch);
-        if (type == G_UNICODE_CONTROL || type == G_UNICODE_FORMAT ||
-            type == G_UNICODE_LINE_SEPARATOR || type == G_UNICODE_PARAGRAPH_SEPARATOR)
-            g_string_append_printf(out, "\\u%04x", ch);
-        else
-            g_string_append_len(out, p, next - p);
-        p = next;
-    }
-
-    return g_string_free(out, FALSE);
-}
-
-/* A proxy URL may carry a password; the config file is the only place it should appear. */
-static char *
-printable_url(const char *url)
-{
-    const char *sep = strstr(url, "://");
-    const char *auth, *auth_end, *at, *colon;
-    char *masked, *shown;
-
-    if (sep == NULL)
-        return printable(url);
-    auth = sep + 3;
-    auth_end = auth + strcspn(auth, "/?#");
-    at = g_strrstr_len(auth, auth_end - auth, "@");
-    if (at == NULL)
-        return printable(url);
-    colon = memchr(auth, ':', (size_t)(at - auth));
-    if (colon == NULL)
-        return printable(url);
-
-    masked = g_strdup_printf("%.*s:****%s", (int)(colon - url), url, at);
-    shown = printable(masked);
-    g_free(masked);
-
-    return shown;
-}
-
 static void add_problem(KdCheck *c, const char *group, const char *key, const char *shown,
                         const char *allowed, const char *fmt, ...) G_GNUC_PRINTF(6, 7);
 
@@ -217,80 +134,6 @@ add_problem(KdCheck *c, const char *group, const char *key, const char *shown, c
     g_free(what);
 }
 
-/* Folding case and '_' lets "Idle_Timeout" find "idle-timeout" as easily as "idle-timout". */
-static void
-fold_name(const char *in, char *out, gsize outlen)
-{
-    gsize i;
-
-    for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-        out[i] = in[i] == '_' ? '-' : g_ascii_tolower(in[i]);
-    out[i] = '\0';
-}
-
-static guint
-edit_distance(const char *a, const char *b)
-{
-    guint row[65];
-    gsize la = strlen(a), lb = strlen(b);
-
-    if (la >= G_N_ELEMENTS(row) || lb >= G_N_ELEMENTS(row))
-        return G_MAXUINT;
-    for (gsize j = 0; j <= lb; j++)
-        row[j] = (guint)j;
-    for (gsize i = 1; i <= la; i++) {
-        guint diag = row[0];
-        row[0] = (guint)i;
-        for (gsize j = 1; j <= lb; j++) {
-            guint up = row[j];
-            guint best = MIN(row[j] + 1, row[j - 1] + 1);
-            row[j] = MIN(best, diag + (a[i - 1] != b[j - 1]));
-            diag = up;
-        }
-    }
-
-    return row[lb];
-}
-
-/* The candidate closest to @word, or NULL when none is a plausible typo of it. */
-static const char *
-closest(const char *word, const char *const *candidates)
-{
-    char fw[65], fc[65];
-    const char *best = NULL;
-    guint best_d = KD_SUGGEST_MAX_EDITS + 1;
-
-    if (strlen(word) >= sizeof(fw))
-        return NULL;
-    fold_name(word, fw, sizeof(fw));
-    for (gsize i = 0; candidates[i] != NULL; i++) {
-        fold_name(candidates[i], fc, sizeof(fc));
-        guint d = edit_distance(fw, fc);
-        if (d < best_d) {
-            best = candidates[i];
-            best_d = d;
-        }
-    }
-
-    return best;
-}
-
-/* " (did you mean 'x'?)" or "" — ready to paste into a problem. */
-static char *
-suggestion(const char *word, const char *const *candidates)
-{
-    const char *near = closest(word, candidates);
-
-    return near != NULL ? g_strdup_printf(" (did you mean '%s'?)", near) : g_strdup("");
-}
-
-/* An inline '#' is part of the value in a key file; say so when it is the likely cause. */
-static const char *
-comment_hint(const char *text)
-{
-    return strchr(text, '#') != NULL ? " (a '#' comment must be on a line of its own)" : "";
-}
-
 static const KdGroupDef *
 find_group(const char *name)
 {
@@ -298,34 +141,6 @@ find_group(const char *name)
         if (strcmp(kd_groups[i].name, name) == 0)
             return &kd_groups[i];
     return NULL;
-}
-
-static gboolean
-strv_has(const char *const *v, const char *s)
-{
-    for (gsize i = 0; v[i] != NULL; i++)
-        if (strcmp(v[i], s) == 0)
-            return TRUE;
-    return FALSE;
-}
-
-static char *
-join_strv(const char *const *v, const char *prefix, const char *suffix)
-{
-    GString *s = g_string_new(NULL);
-
-    for (gsize i = 0; v[i] != NULL; i++)
-        g_string_append_printf(s, "%s%s%s%s", i > 0 ? ", " : "", prefix, v[i], suffix);
-    return g_string_free(s, FALSE);
-}
-
-static gboolean
-has_control(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if ((guchar)*s < 0x20 || *s == 0x7f)
-            return TRUE;
-    return FALSE;
 }
 
 static void
@@ -347,7 +162,7 @@ get_value(KdCheck *c, const char *group, const char *key, gboolean is_url, KdVal
         v->presence = KD_VALUE_ABSENT;
         return;
     }
-    v->shown = is_url ? printable_url(raw) : printable(raw);
+    v->shown = is_url ? kd_cfg_printable_url(raw) : kd_cfg_printable(raw);
     /* On a bad escape GKeyFile sets the error yet still returns a string: trust the error. */
     v->text = g_key_file_get_string(c->kf, group, key, &error);
     if (error != NULL || v->text == NULL) {
@@ -384,7 +199,7 @@ get_text(KdCheck *c, const char *group, const char *key, gboolean required, cons
             add_problem(c, group, key, v.shown, allowed, "empty");
         goto out;
     }
-    if (has_control(v.text)) {
+    if (kd_cfg_has_control(v.text)) {
         add_problem(c, group, key, v.shown, allowed,
                     "contains a line break or another control character");
         goto out;
@@ -419,7 +234,8 @@ get_uint(KdCheck *c, const char *group, const char *key, guint min, guint max, c
     if (*p == '+' || *p == '-')
         negative = *p++ == '-';
     if (*p == '\0' || strspn(p, "0123456789") != strlen(p)) {
-        add_problem(c, group, key, v.shown, allowed, "not a whole number%s", comment_hint(v.text));
+        add_problem(c, group, key, v.shown, allowed, "not a whole number%s",
+                    kd_cfg_comment_hint(v.text));
         goto out;
     }
     while (*p == '0' && p[1] != '\0')
@@ -452,60 +268,9 @@ get_bool(KdCheck *c, const char *group, const char *key, gboolean *out)
         *out = FALSE;
     else
         add_problem(c, group, key, v.shown, KD_ALLOWED_BOOL, "not a boolean%s",
-                    comment_hint(v.text));
+                    kd_cfg_comment_hint(v.text));
 out:
     value_clear(&v);
-}
-
-static gboolean
-is_guid(const char *s)
-{
-    if (strlen(s) != 36)
-        return FALSE;
-    for (int i = 0; i < 36; i++) {
-        gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !g_ascii_isxdigit(s[i]))
-            return FALSE;
-    }
-    return TRUE;
-}
-
-static gboolean
-is_nil_guid(const char *s)
-{
-    return strcmp(s, "00000000-0000-0000-0000-000000000000") == 0;
-}
-
-/* RFC 1123 host name. The last label may not be all digits, or "1.2.3" would pass as a name. */
-static gboolean
-is_dns_name(const char *s, gboolean need_dot)
-{
-    const char *label = s;
-    guint n_labels = 0;
-    gboolean all_digits = FALSE;
-
-    if (*s == '\0' || strlen(s) > 253)
-        return FALSE;
-    for (;;) {
-        const char *dot = strchr(label, '.');
-        gsize len = dot != NULL ? (gsize)(dot - label) : strlen(label);
-
-        if (len == 0 || len > 63 || label[0] == '-' || label[len - 1] == '-')
-            return FALSE;
-        all_digits = TRUE;
-        for (gsize i = 0; i < len; i++) {
-            if (!g_ascii_isalnum(label[i]) && label[i] != '-')
-                return FALSE;
-            if (!g_ascii_isdigit(label[i]))
-                all_digits = FALSE;
-        }
-        n_labels++;
-        if (dot == NULL)
-            break;
-        label = dot + 1;
-    }
-
-    return !all_digits && (!need_dot || n_labels >= 2);
 }
 
 /* A GUID key; the result is lower-case so later comparisons need not care. */
@@ -525,11 +290,11 @@ get_guid(KdCheck *c, const char *group, const char *key, gboolean required, cons
             add_problem(c, group, key, v.shown, allowed, "empty");
         goto out;
     }
-    if (!is_guid(v.text)) {
-        add_problem(c, group, key, v.shown, allowed, "not a GUID%s", comment_hint(v.text));
+    if (!kd_cfg_is_guid(v.text)) {
+        add_problem(c, group, key, v.shown, allowed, "not a GUID%s", kd_cfg_comment_hint(v.text));
         goto out;
     }
-    if (is_nil_guid(v.text)) {
+    if (kd_cfg_is_nil_guid(v.text)) {
         add_problem(c, group, key, v.shown, allowed, "the all-zero GUID is a placeholder");
         goto out;
     }
@@ -554,111 +319,20 @@ get_tenant(KdCheck *c)
         add_problem(c, "tenant", "tenant-id", v.shown, KD_ALLOWED_TENANT, "empty");
         goto out;
     }
-    if (is_nil_guid(v.text)) {
+    if (kd_cfg_is_nil_guid(v.text)) {
         add_problem(c, "tenant", "tenant-id", v.shown, KD_ALLOWED_TENANT,
                     "the all-zero GUID is a placeholder");
         goto out;
     }
-    if (!is_guid(v.text) && !is_dns_name(v.text, TRUE)) {
+    if (!kd_cfg_is_guid(v.text) && !kd_cfg_is_dns_name(v.text, TRUE)) {
         add_problem(c, "tenant", "tenant-id", v.shown, KD_ALLOWED_TENANT,
-                    "not a GUID or a domain name%s", comment_hint(v.text));
+                    "not a GUID or a domain name%s", kd_cfg_comment_hint(v.text));
         goto out;
     }
     result = g_ascii_strdown(v.text, -1);
 out:
     value_clear(&v);
     return result;
-}
-
-/*
- * Splits "host[:port]" or "[IPv6][:port]". Returns NULL on success, with *host lower-case
- * (IPv6 keeps its brackets) and *port 0 when none was given; otherwise why it is wrong.
- */
-static char *
-parse_host_port(const char *s, char **host, guint *port)
-{
-    char *name = NULL, *why = NULL, *shown = NULL;
-    const char *port_str = NULL;
-
-    *host = NULL;
-    *port = 0;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL) {
-            why = g_strdup("'[' without a closing ']'");
-            goto out;
-        }
-        name = g_strndup(s + 1, (gsize)(close - s - 1));
-        if (strchr(name, ':') == NULL || strchr(name, '%') != NULL ||
-            !g_hostname_is_ip_address(name)) {
-            shown = printable(name);
-            why = g_strdup_printf("host '[%s]' is not a valid IPv6 address", shown);
-            goto out;
-        }
-        if (close[1] == ':')
-            port_str = close + 2;
-        else if (close[1] != '\0') {
-            why = g_strdup("unexpected text after ']'");
-            goto out;
-        }
-        *host = g_strdup_printf("[%s]", name);
-    } else {
-        const char *colon = strchr(s, ':');
-        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            why = g_strdup("an IPv6 address must be written in brackets, such as [2001:db8::1]");
-            goto out;
-        }
-        name = colon != NULL ? g_strndup(s, (gsize)(colon - s)) : g_strdup(s);
-        port_str = colon != NULL ? colon + 1 : NULL;
-        if (name[0] == '\0') {
-            why = g_strdup("no host name");
-            goto out;
-        }
-        gboolean numeric = strspn(name, "0123456789.") == strlen(name);
-        if (numeric ? !g_hostname_is_ip_address(name) : !is_dns_name(name, FALSE)) {
-            shown = printable(name);
-            why = g_strdup_printf("host '%s' is not a valid DNS name or IP address", shown);
-            goto out;
-        }
-        *host = g_strdup(name);
-    }
-
-    if (port_str != NULL) {
-        shown = printable(port_str);
-        if (port_str[0] == '\0') {
-            why = g_strdup("':' without a port number after it");
-            goto out;
-        }
-        if (strspn(port_str, "0123456789") != strlen(port_str)) {
-            why = g_strdup_printf("port '%s' is not a number", shown);
-            goto out;
-        }
-        guint64 n = strlen(port_str) > 5 ? G_MAXUINT64 : g_ascii_strtoull(port_str, NULL, 10);
-        if (n < 1 || n > 65535) {
-            why = g_strdup_printf("port '%s' is out of range 1 to 65535", shown);
-            goto out;
-        }
-        *port = (guint)n;
-    }
-
-    char *lower = g_ascii_strdown(*host, -1);
-    g_free(*host);
-    *host = lower;
-out:
-    if (why != NULL)
-        g_clear_pointer(host, g_free);
-    g_free(name);
-    g_free(shown);
-    return why;
-}
-
-/* "/" alone is what a browser adds; anything longer is a path keydesk would silently drop. */
-static const char *
-url_tail(const char *rest)
-{
-    const char *tail = rest + strcspn(rest, "/?#");
-
-    return (*tail == '\0' || strcmp(tail, "/") == 0) ? NULL : tail;
 }
 
 /* graph-host / login-host: stored as https://host[:port] whatever way it was written. */
@@ -688,16 +362,16 @@ get_https_host(KdCheck *c, const char *key, const char *dflt)
     if (sep != NULL) {
         scheme = g_strndup(v.text, (gsize)(sep - v.text));
         if (g_ascii_strcasecmp(scheme, "https") != 0) {
-            shown = printable(scheme);
+            shown = kd_cfg_printable(scheme);
             add_problem(c, "tenant", key, v.shown, KD_ALLOWED_HOST,
                         "scheme '%s' refused: keydesk only talks to Microsoft over HTTPS", shown);
             goto out;
         }
         rest = sep + 3;
     }
-    tail = url_tail(rest);
+    tail = kd_cfg_url_tail(rest);
     if (tail != NULL) {
-        shown = printable(tail);
+        shown = kd_cfg_printable(tail);
         add_problem(c, "tenant", key, v.shown, KD_ALLOWED_HOST,
                     "has a path, query or fragment ('%s')", shown);
         goto out;
@@ -707,7 +381,7 @@ get_https_host(KdCheck *c, const char *key, const char *dflt)
         add_problem(c, "tenant", key, v.shown, KD_ALLOWED_HOST, "contains a user name before '@'");
         goto out;
     }
-    why = parse_host_port(authority, &host, &port);
+    why = kd_cfg_parse_host_port(authority, &host, &port);
     if (why != NULL) {
         add_problem(c, "tenant", key, v.shown, KD_ALLOWED_HOST, "%s", why);
         goto out;
@@ -743,16 +417,16 @@ get_proxy(KdCheck *c)
         goto out;
     }
     scheme = g_ascii_strdown(v.text, sep - v.text);
-    if (!strv_has(kd_proxy_schemes, scheme)) {
-        shown = printable(scheme);
+    if (!kd_cfg_strv_has(kd_proxy_schemes, scheme)) {
+        shown = kd_cfg_printable(scheme);
         add_problem(c, "tenant", "proxy", v.shown, KD_ALLOWED_PROXY, "scheme '%s' is not supported",
                     shown);
         goto out;
     }
     rest = sep + 3;
-    tail = url_tail(rest);
+    tail = kd_cfg_url_tail(rest);
     if (tail != NULL) {
-        shown = printable(tail);
+        shown = kd_cfg_printable(tail);
         add_problem(c, "tenant", "proxy", v.shown, KD_ALLOWED_PROXY,
                     "has a path, query or fragment ('%s')", shown);
         goto out;
@@ -766,7 +440,7 @@ get_proxy(KdCheck *c)
         add_problem(c, "tenant", "proxy", v.shown, KD_ALLOWED_PROXY, "no host name");
         goto out;
     }
-    why = parse_host_port(hostport, &host, &port);
+    why = kd_cfg_parse_host_port(hostport, &host, &port);
     if (why != NULL) {
         add_problem(c, "tenant", "proxy", v.shown, KD_ALLOWED_PROXY, "%s", why);
         goto out;
@@ -809,9 +483,10 @@ get_identity_mode(KdCheck *c, KdIdentityMode *out, gboolean *valid)
         *out = KD_IDENTITY_SELF;
         *valid = TRUE;
     } else {
-        hint = suggestion(v.text, kd_mode_names);
+        hint = kd_cfg_suggestion(v.text, kd_mode_names);
         add_problem(c, "enrolment", "identity-mode", v.shown, KD_ALLOWED_MODE,
-                    "unknown identity mode%s%s", hint, hint[0] == '\0' ? comment_hint(v.text) : "");
+                    "unknown identity mode%s%s", hint,
+                    hint[0] == '\0' ? kd_cfg_comment_hint(v.text) : "");
     }
 out:
     value_clear(&v);
@@ -845,10 +520,10 @@ get_flows(KdCheck *c, guint *out)
             flows |= kd_flow_values[j];
             continue;
         }
-        char *hint = suggestion(e, kd_flow_names);
-        char *shown = printable(e);
+        char *hint = kd_cfg_suggestion(e, kd_flow_names);
+        char *shown = kd_cfg_printable(e);
         add_problem(c, "enrolment", "flows", v.shown, KD_ALLOWED_FLOWS, "unknown flow '%s'%s",
-                    shown, hint[0] != '\0' ? hint : comment_hint(e));
+                    shown, hint[0] != '\0' ? hint : kd_cfg_comment_hint(e));
         g_free(hint);
         g_free(shown);
         bad = TRUE;
@@ -864,24 +539,6 @@ out:
     value_clear(&v);
 }
 
-static gboolean
-is_extension_name(const char *s)
-{
-    if (!g_str_has_prefix(s, "extension_"))
-        return FALSE;
-    s += strlen("extension_");
-    for (int i = 0; i < 32; i++)
-        if (!g_ascii_isdigit(s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
-            return FALSE;
-    s += 32;
-    if (*s++ != '_' || *s == '\0')
-        return FALSE;
-    for (; *s != '\0'; s++)
-        if (!g_ascii_isalnum(*s) && *s != '_')
-            return FALSE;
-    return TRUE;
-}
-
 static char *
 get_extension(KdCheck *c)
 {
@@ -891,9 +548,9 @@ get_extension(KdCheck *c)
     get_value(c, "tracking", "extension-attribute", FALSE, &v);
     if (v.presence != KD_VALUE_PRESENT || v.text[0] == '\0')
         goto out;
-    if (!is_extension_name(v.text)) {
+    if (!kd_cfg_is_extension_name(v.text)) {
         add_problem(c, "tracking", "extension-attribute", v.shown, KD_ALLOWED_EXT,
-                    "not a directory extension name%s", comment_hint(v.text));
+                    "not a directory extension name%s", kd_cfg_comment_hint(v.text));
         goto out;
     }
     result = g_steal_pointer(&v.text);
@@ -913,7 +570,7 @@ get_path(KdCheck *c, const char *group, const char *key, const char *allowed, Kd
     get_value(c, group, key, FALSE, v);
     if (v->presence != KD_VALUE_PRESENT || v->text[0] == '\0')
         return NULL;
-    if (has_control(v->text)) {
+    if (kd_cfg_has_control(v->text)) {
         add_problem(c, group, key, v->shown, allowed,
                     "contains a line break or another control character");
         return NULL;
@@ -933,37 +590,6 @@ get_path(KdCheck *c, const char *group, const char *key, const char *allowed, Kd
     return g_canonicalize_filename(v->text, c->base_dir);
 }
 
-static const char *
-file_type_name(mode_t mode)
-{
-    if (S_ISDIR(mode))
-        return "a directory";
-    if (S_ISFIFO(mode))
-        return "a FIFO";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    if (S_ISCHR(mode))
-        return "a character device";
-    if (S_ISBLK(mode))
-        return "a block device";
-    return "a special file";
-}
-
-/* Quote for a shell only when needed, so the common case reads as plain "chmod 600 /path". */
-static char *
-shell_arg(const char *path)
-{
-    char *quoted, *shown;
-
-    if (strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._+-@%:,=") ==
-        strlen(path))
-        return g_strdup(path);
-    quoted = g_shell_quote(path);
-    shown = printable(quoted);
-    g_free(quoted);
-    return shown;
-}
-
 /*
  * Only metadata: a credential is never read here (reading it is the Graph client's job, with
  * its own wiping). The descriptor from open() is what fstat() checks, so the answer is about
@@ -973,7 +599,7 @@ static void
 check_file(KdCheck *c, const char *group, const char *key, const KdValue *v, const char *path,
            KdFileKind kind, const char *allowed)
 {
-    char *where = printable(path), *fix = NULL;
+    char *where = kd_cfg_printable(path), *fix = NULL;
     struct stat st;
     int fd, err;
 
@@ -991,14 +617,14 @@ check_file(KdCheck *c, const char *group, const char *key, const KdValue *v, con
     }
     if (!S_ISREG(st.st_mode)) {
         add_problem(c, group, key, v->shown, allowed, "%s is %s, not a regular file", where,
-                    file_type_name(st.st_mode));
+                    kd_cfg_file_type_name(st.st_mode));
         goto out;
     }
     if (kind == KD_FILE_CREDENTIAL && (st.st_mode & 077) != 0) {
         const char *how = (st.st_mode & 044) != 0   ? "readable"
                           : (st.st_mode & 022) != 0 ? "writable"
                                                     : "accessible";
-        fix = shell_arg(path);
+        fix = kd_cfg_shell_arg(path);
         add_problem(c, group, key, v->shown, NULL,
                     "%s by group or others (mode %04o); keydesk refuses to start with an "
                     "exposed credential. Fix: chmod 600 %s",
@@ -1006,7 +632,7 @@ check_file(KdCheck *c, const char *group, const char *key, const KdValue *v, con
         goto out;
     }
     if (kind == KD_FILE_TRUST && (st.st_mode & S_IWOTH) != 0) {
-        fix = shell_arg(path);
+        fix = kd_cfg_shell_arg(path);
         add_problem(c, group, key, v->shown, NULL,
                     "writable by anyone (mode %04o); keydesk refuses a CA file that anyone can "
                     "change. Fix: chmod o-w %s",
@@ -1057,14 +683,14 @@ static void
 check_names(KdCheck *c)
 {
     char **groups = g_key_file_get_groups(c->kf, NULL);
-    char *group_list = join_strv(kd_group_names, "[", "]");
+    char *group_list = kd_cfg_join_strv(kd_group_names, "[", "]");
 
     for (gsize i = 0; groups[i] != NULL; i++) {
         const KdGroupDef *def = find_group(groups[i]);
-        char *gshown = printable(groups[i]);
+        char *gshown = kd_cfg_printable(groups[i]);
 
         if (def == NULL) {
-            const char *near = closest(groups[i], kd_group_names);
+            const char *near = kd_cfg_closest(groups[i], kd_group_names);
             char *hint = near != NULL ? g_strdup_printf(" (did you mean [%s]?)", near) : NULL;
             add_problem(c, gshown, NULL, NULL, group_list, "unknown group%s",
                         hint != NULL ? hint : "");
@@ -1074,23 +700,23 @@ check_names(KdCheck *c)
         }
 
         char **keys = g_key_file_get_keys(c->kf, groups[i], NULL, NULL);
-        char *key_list = join_strv(def->keys, "", "");
+        char *key_list = kd_cfg_join_strv(def->keys, "", "");
         for (gsize k = 0; keys != NULL && keys[k] != NULL; k++) {
             const KdGroupDef *home = NULL;
             char *hint = NULL, *kshown, *vshown, *raw;
 
-            if (strv_has(def->keys, keys[k]))
+            if (kd_cfg_strv_has(def->keys, keys[k]))
                 continue;
             for (gsize g = 0; g < G_N_ELEMENTS(kd_groups); g++)
-                if (strv_has(kd_groups[g].keys, keys[k]))
+                if (kd_cfg_strv_has(kd_groups[g].keys, keys[k]))
                     home = &kd_groups[g];
             if (home != NULL)
                 hint = g_strdup_printf(" (it belongs in [%s])", home->name);
             else
-                hint = suggestion(keys[k], def->keys);
+                hint = kd_cfg_suggestion(keys[k], def->keys);
             raw = g_key_file_get_value(c->kf, groups[i], keys[k], NULL);
-            kshown = printable(keys[k]);
-            vshown = printable(raw != NULL ? raw : "");
+            kshown = kd_cfg_printable(keys[k]);
+            vshown = kd_cfg_printable(raw != NULL ? raw : "");
             add_problem(c, gshown, kshown, vshown, key_list, "unknown key%s", hint);
             g_free(hint);
             g_free(raw);
@@ -1141,9 +767,10 @@ check_duplicates(KdCheck *c, char **lines)
         char *key = g_strndup(p, len);
         char *id = g_strdup_printf("%s\n%s", group, key);
         gpointer first = g_hash_table_lookup(seen, id);
-        if (strv_has(find_group(group)->keys, key) && first != NULL) {
+        if (kd_cfg_strv_has(find_group(group)->keys, key) && first != NULL) {
             char *raw = g_strstrip(g_strdup(eq + 1));
-            char *shown = strcmp(key, "proxy") == 0 ? printable_url(raw) : printable(raw);
+            char *shown =
+                strcmp(key, "proxy") == 0 ? kd_cfg_printable_url(raw) : kd_cfg_printable(raw);
             add_problem(c, group, key, shown, "each key once",
                         "set again on line %zu (first set on line %u)", i + 1,
                         GPOINTER_TO_UINT(first));
@@ -1214,11 +841,11 @@ parse_lines(KdCheck *c, char **lines)
             /* GKeyFile disagrees with itself on a prefix; say what it said, without a line. */
             g_clear_error(&error);
             parses(kf, lines, n, &error);
-            msg = printable(error != NULL ? error->message : "cannot be parsed");
+            msg = kd_cfg_printable(error != NULL ? error->message : "cannot be parsed");
             add_problem(c, NULL, NULL, NULL, KD_ALLOWED_SYNTAX, "syntax error: %s", msg);
             goto fail;
         }
-        msg = printable(error->message);
+        msg = kd_cfg_printable(error->message);
         add_problem(c, NULL, NULL, NULL, KD_ALLOWED_SYNTAX, "line %zu: syntax error: %s", lo, msg);
         g_clear_pointer(&msg, g_free);
         g_free(lines[lo - 1]);
@@ -1402,7 +1029,7 @@ static void
 check_init(KdCheck *c, const char *source, GPtrArray *problems)
 {
     memset(c, 0, sizeof(*c));
-    c->source = printable(source != NULL ? source : "configuration");
+    c->source = kd_cfg_printable(source != NULL ? source : "configuration");
     c->problems = problems != NULL ? problems : g_ptr_array_new_with_free_func(g_free);
 }
 
@@ -1466,7 +1093,7 @@ kd_config_load(const char *path, GPtrArray *problems)
     }
     if (!S_ISREG(st.st_mode)) {
         add_problem(&c, NULL, NULL, NULL, "a configuration file", "is %s, not a regular file",
-                    file_type_name(st.st_mode));
+                    kd_cfg_file_type_name(st.st_mode));
         goto out;
     }
     if (st.st_size > KD_CONFIG_MAX_SIZE) {
@@ -1476,7 +1103,7 @@ kd_config_load(const char *path, GPtrArray *problems)
     }
     /* Anyone who can edit it can point login-host at their own server. Keep checking, though. */
     if ((st.st_mode & S_IWOTH) != 0) {
-        char *fix = shell_arg(path);
+        char *fix = kd_cfg_shell_arg(path);
         add_problem(&c, NULL, NULL, NULL, NULL,
                     "writable by anyone (mode %04o); keydesk refuses a configuration that anyone "
                     "can change. Fix: chmod o-w %s",
