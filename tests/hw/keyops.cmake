@@ -46,3 +46,12 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/tests/softkey/softkey-hidraw.c)
     KD_PYTHON="${KD_PYTHON}"
     KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
 endif()
+
+# End to end with Graph: the soft key's credential registered in the emulator (which checks the
+# attestation with python3-fido2 as Entra does), and the pre-flight on the policy read from Graph.
+kd_cmocka(hw-key-entra SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-entra.c
+  LIBS kd_core kd_softkey kd_test_emulator LABELS "hw;graph" TIMEOUT 120)
+target_include_directories(hw-key-entra PRIVATE ${CMAKE_CURRENT_LIST_DIR}
+  ${PROJECT_SOURCE_DIR}/tests/softkey)
+target_compile_definitions(hw-key-entra PRIVATE KD_PYTHON="${KD_PYTHON}"
+  KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
