@@ -44,8 +44,14 @@ static void
 kd_key_class_init(KdKeyClass *klass)
 {
     G_OBJECT_CLASS(klass)->finalize = kd_key_finalize;
-    /* libfido2's debug log (every frame) only on request: it would show PIN-derived data. */
+    /* libfido2's debug log prints every frame, PIN-derived data included (encrypted, but a
+     * secret's material all the same): only on request, and only in a debug build (no NDEBUG),
+     * never in what a desk runs. */
+#ifndef NDEBUG
     fido_init(g_getenv("KEYDESK_FIDO_DEBUG") != NULL ? FIDO_DEBUG : 0);
+#else
+    fido_init(0);
+#endif
 }
 
 static void
