@@ -5,9 +5,7 @@
 #include <string.h>
 
 #include "hw/kd-hid-descriptor.h"
-#ifdef KD_HAVE_FIDO_IDS
 #include "hw/kd-fido-ids.h"
-#endif
 
 /*
  * How a device becomes a "key-added" (everything runs on the watch's main context; the only
@@ -578,11 +576,7 @@ entry_submit(Entry *e, guint8 request_type, guint16 value, guint16 index, guint1
 static gboolean
 entry_on_vendor_list(const Entry *e)
 {
-#ifdef KD_HAVE_FIDO_IDS
     return e->unreadable && kd_fido_ids_lookup(e->desc.idVendor, e->desc.idProduct, NULL);
-#else
-    return FALSE;
-#endif
 }
 
 /* The string descriptor index for string slot @i. */

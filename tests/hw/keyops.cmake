@@ -22,30 +22,26 @@ endif()
 
 # Against the soft key (tests/softkey, target kd_softkey; added after tests/ by the top-level
 # CMakeLists, which is fine for linking).
-if(EXISTS ${PROJECT_SOURCE_DIR}/tests/softkey/CMakeLists.txt)
-  foreach(t ops reset models)
-    kd_cmocka(hw-key-${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-${t}.c
-      LIBS kd_hw kd_softkey LABELS hw)
-    target_include_directories(hw-key-${t} PRIVATE ${CMAKE_CURRENT_LIST_DIR}
-      ${PROJECT_SOURCE_DIR}/tests/softkey)
-    target_compile_definitions(hw-key-${t} PRIVATE
-      KD_PYTHON="${KD_PYTHON}"
-      KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py"
-      KD_KEYS_REFERENCE="${KD_KEYS_REFERENCE}")
-  endforeach()
-endif()
+foreach(t ops reset models)
+  kd_cmocka(hw-key-${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-${t}.c
+    LIBS kd_hw kd_softkey LABELS hw)
+  target_include_directories(hw-key-${t} PRIVATE ${CMAKE_CURRENT_LIST_DIR}
+    ${PROJECT_SOURCE_DIR}/tests/softkey)
+  target_compile_definitions(hw-key-${t} PRIVATE
+    KD_PYTHON="${KD_PYTHON}"
+    KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py"
+    KD_KEYS_REFERENCE="${KD_KEYS_REFERENCE}")
+endforeach()
 
 # The full stack: libfido2's enumeration and hidraw backend on the soft key as a umockdev hidraw
 # node (tests/softkey/softkey-hidraw.h), under umockdev's preload (ASan first, testinfra §6).
-if(EXISTS ${PROJECT_SOURCE_DIR}/tests/softkey/softkey-hidraw.c)
-  kd_cmocka(hw-key-hidraw SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-hidraw.c
-    LIBS kd_hw kd_softkey_hidraw LABELS hw WRAPPER ${KD_UMOCKDEV_WRAPPER})
-  target_include_directories(hw-key-hidraw PRIVATE ${CMAKE_CURRENT_LIST_DIR}
-    ${PROJECT_SOURCE_DIR}/tests/softkey)
-  target_compile_definitions(hw-key-hidraw PRIVATE
-    KD_PYTHON="${KD_PYTHON}"
-    KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
-endif()
+kd_cmocka(hw-key-hidraw SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-key-hidraw.c
+  LIBS kd_hw kd_softkey_hidraw LABELS hw WRAPPER ${KD_UMOCKDEV_WRAPPER})
+target_include_directories(hw-key-hidraw PRIVATE ${CMAKE_CURRENT_LIST_DIR}
+  ${PROJECT_SOURCE_DIR}/tests/softkey)
+target_compile_definitions(hw-key-hidraw PRIVATE
+  KD_PYTHON="${KD_PYTHON}"
+  KD_VERIFY_SCRIPT="${CMAKE_CURRENT_LIST_DIR}/verify-credential.py")
 
 # End to end with Graph: the soft key's credential registered in the emulator (which checks the
 # attestation with python3-fido2 as Entra does), and the pre-flight on the policy read from Graph.

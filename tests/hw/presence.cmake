@@ -9,6 +9,3 @@ kd_cmocka(test-presence-hid SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-presence-hid.
   LIBS kd_hw LABELS hw)
 kd_cmocka(test-usb-watch SOURCES ${CMAKE_CURRENT_LIST_DIR}/test-usb-watch.c
   LIBS kd_hw kd_test_usb LABELS hw WRAPPER ${KD_UMOCKDEV_WRAPPER})
-if(EXISTS ${PROJECT_SOURCE_DIR}/hw/fido-ids.cmake)
-  target_compile_definitions(test-usb-watch PRIVATE KD_HAVE_FIDO_IDS)
-endif()

@@ -9,9 +9,7 @@
 
 #include "hw/kd-usb-watch.h"
 #include "kd-usb-testbed.h"
-#ifdef KD_HAVE_FIDO_IDS
 #include "hw/kd-fido-ids.h"
-#endif
 
 #define WAIT_MS   3000 /* generous: ASan and valgrind runs are slow */
 #define SETTLE_MS 150
@@ -403,7 +401,6 @@ test_composite(void **state)
 static void
 test_vendor_list(void **state)
 {
-#ifdef KD_HAVE_FIDO_IDS
     Fixture *f = *state;
     KdUsbTestDevice key = yubikey, other = yubikey, composite = yubikey, closed = yubikey;
 
@@ -450,9 +447,6 @@ test_vendor_list(void **state)
     assert_null(added(f, 2)->product);
     assert_null(added(f, 2)->serial);
     assert_null(added(f, 2)->fido_path);
-#else
-    skip();
-#endif
 }
 
 static gboolean
